@@ -1,0 +1,105 @@
+"""The app factory: `create_app(services)` wires routes, middleware and error handlers.
+
+Nothing is built at import. Start-up and shut-down (the workers, the housekeeping) belong to
+whoever composes the server and are passed in as `on_startup` / `on_shutdown`.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import r2v
+from r2v.api.errors import error_response, install_error_handlers
+from r2v.api.routes import public, v1
+from r2v.api.services import ApiServices
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestContext:
+    """Gives every request an id (echoed as X-Request-ID) and caps the body size."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else secrets.token_hex(8)
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._too_large(scope, receive, send)
+            return
+
+        received = 0
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                # FastAPI passes HTTPException through its body parsing untouched
+                raise HTTPException(413, self._too_large_message)
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        await self.app(scope, counted_receive, send_with_id)
+
+    @property
+    def _too_large_message(self) -> str:
+        return f"the body is larger than {self.max_body_bytes} bytes: send references by URL"
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(413, "request_too_large", self._too_large_message)
+        await response(scope, receive, send)
+
+
+def create_app(
+    services: ApiServices,
+    *,
+    on_startup: Callable[[], None] = lambda: None,
+    on_shutdown: Callable[[], None] = lambda: None,
+) -> FastAPI:
+    """The r2v HTTP app over `services`; `on_startup`/`on_shutdown` run in a thread."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(on_startup)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(on_shutdown)
+
+    app = FastAPI(
+        title="r2v",
+        version=r2v.__version__,
+        summary="Seedance 2.0 multimodal reference-to-video API, self-hosted.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    app.include_router(v1)
+    app.include_router(public)
+    app.add_middleware(RequestContext, max_body_bytes=services.max_body_bytes)
+    return app

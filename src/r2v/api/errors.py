@@ -1,0 +1,153 @@
+"""Domain errors become HTTP responses here, and only here: one table, one envelope.
+
+Every response error has the form `{"error": {"code", "message", "type", "param"}}`. An
+exception nobody expected becomes a bare 500 carrying the request id; the traceback goes to
+the log, never into the body.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from r2v import errors
+from r2v.protocol import FAST_MODEL, STANDARD_MODEL, ErrorBody, ErrorDetail
+
+log = logging.getLogger("r2v.api")
+
+# domain error → (HTTP status, error type); the first matching class in MRO order wins
+STATUS_OF: dict[type[errors.R2VError], tuple[int, str]] = {
+    errors.InvalidRequest: (400, "invalid_request_error"),
+    errors.InvalidTaskId: (400, "invalid_request_error"),
+    errors.AuthenticationFailed: (401, "authentication_error"),
+    errors.LinkInvalid: (403, "permission_error"),
+    errors.NotFound: (404, "not_found_error"),
+    errors.Conflict: (409, "conflict_error"),
+    errors.LinkExpired: (410, "invalid_request_error"),
+    errors.PayloadTooLarge: (413, "request_too_large_error"),
+    errors.RateLimited: (429, "rate_limit_error"),
+    errors.RequestError: (400, "invalid_request_error"),
+    errors.ServiceUnavailable: (503, "service_unavailable_error"),
+}
+
+TYPE_OF_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "conflict_error",
+    413: "request_too_large_error",
+    429: "rate_limit_error",
+    503: "service_unavailable_error",
+}
+
+# What to send instead, for fields whose type or range was wrong.
+FIELD_HINTS = {
+    "model": f"use {STANDARD_MODEL!r} or {FAST_MODEL!r}",
+    "duration": "send an integer from 4 to 15, or -1 (not a float or a string)",
+    "seed": "send an integer from -1 to 4294967295",
+    "generate_audio": "send true or false (a JSON boolean)",
+    "resolution": "send '480p' or '720p'",
+    "aspect_ratio": "send one of 16:9, 4:3, 1:1, 3:4, 9:16, 21:9 or adaptive",
+    "prompt": "send 1-5000 characters",
+}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    error_type: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorBody(
+        error=ErrorDetail(
+            code=code,
+            message=message,
+            type=error_type or TYPE_OF_STATUS.get(status, "invalid_request_error"),
+            param=param,
+        )
+    )
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def status_of(exc: errors.R2VError) -> tuple[int, str]:
+    """The HTTP status and error type of a domain error."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]
+    return 500, "internal_server_error"
+
+
+def describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
+    """A message naming the first bad field and what to send, and that field's name."""
+    first: dict[str, Any] = exc.errors()[0]
+    loc = [part for part in first.get("loc", ()) if part != "body"]
+    kind = first.get("type", "")
+    if kind == "json_invalid":
+        return "the body is not valid JSON: send a JSON object", None
+    if not loc:
+        message = str(first.get("msg", "invalid body")).removeprefix("Value error, ")
+        if kind in ("model_attributes_type", "dict_type", "model_type"):
+            message = "the body must be a JSON object (send Content-Type: application/json)"
+        return message, None
+    param = str(loc[0])
+    if kind == "missing":
+        return f"{param} is required", param
+    message = str(first.get("msg", "is invalid")).removeprefix("Value error, ")
+    where = "".join(f"[{part}]" for part in loc[1:])
+    hint = FIELD_HINTS.get(param)
+    text = f"{param}{where}: {message}"
+    if hint and hint not in message:
+        text += f"; {hint}"
+    return text, param
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn every exception into the error envelope."""
+
+    @app.exception_handler(errors.R2VError)
+    async def _domain(_request: Request, exc: errors.R2VError) -> JSONResponse:
+        status, error_type = status_of(exc)
+        headers = None
+        if isinstance(exc, errors.RateLimited):
+            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+        code = getattr(exc, "code", "error")
+        param = getattr(exc, "param", None)
+        return error_response(
+            status, code, exc.message, error_type=error_type, param=param, headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, param = describe_validation(exc)
+        return error_response(400, "invalid_parameters", message, param=param)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
+            exc.status_code, "http_error"
+        )
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request_id = getattr(request.state, "request_id", "-")
+        log.error("request %s failed", request_id, exc_info=exc)
+        return error_response(
+            500,
+            "internal_error",
+            f"the server failed to handle this request (request id {request_id})",
+            error_type="internal_server_error",
+            headers={"X-Request-ID": request_id},
+        )

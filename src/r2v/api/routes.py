@@ -1,0 +1,88 @@
+"""The routes: parse, call one service method, return a protocol model. Nothing more."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import FileResponse
+from fastapi.security import HTTPBearer
+
+from r2v.api.services import ApiServices
+from r2v.protocol import CreateVideoRequest, ErrorBody, TaskObject
+from r2v.tasks.ports import ApiKey
+from r2v.tasks.service import poll_after_ms
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorBody} for status in (400, 401, 404, 413, 429, 500)
+}
+
+
+def services(request: Request) -> ApiServices:
+    found: ApiServices = request.app.state.services
+    return found
+
+
+def api_key(request: Request) -> ApiKey:
+    """The caller's key, from `Authorization: Bearer <key>`."""
+    return services(request).keys.authenticate(request.headers.get("authorization"))
+
+
+Services = Annotated[ApiServices, Depends(services)]
+Key = Annotated[ApiKey, Depends(api_key)]
+
+v1 = APIRouter(
+    prefix="/v1",
+    # documents the scheme in OpenAPI; `api_key` does the checking and the 401s
+    dependencies=[Depends(HTTPBearer(auto_error=False))],
+    responses=ERROR_RESPONSES,
+)
+public = APIRouter()
+
+
+def _poll_hint(response: Response, task: TaskObject) -> TaskObject:
+    wait_ms = poll_after_ms(task)
+    if wait_ms is not None:
+        response.headers["Retry-After"] = str(math.ceil(wait_ms / 1000))
+        response.headers["openai-poll-after-ms"] = str(wait_ms)
+    return task
+
+
+@v1.post("/videos/generations", response_model_exclude_none=True)
+def create_video(
+    body: CreateVideoRequest, response: Response, key: Key, svc: Services
+) -> TaskObject:
+    """Create a reference-to-video task; poll `GET /v1/tasks/{id}` until it ends."""
+    return _poll_hint(response, svc.tasks.create(key.id, body))
+
+
+@v1.get("/tasks/{task_id}", response_model_exclude_none=True)
+def get_task(
+    task_id: str, request: Request, response: Response, key: Key, svc: Services
+) -> TaskObject:
+    """The task; `results` holds a freshly signed download link once completed."""
+    return _poll_hint(response, svc.tasks.get(key.id, task_id, svc.base_url(request)))
+
+
+@public.head("/results/{task_id}/video.mp4", include_in_schema=False)
+@public.get(
+    "/results/{task_id}/video.mp4",
+    response_class=FileResponse,
+    responses={403: {"model": ErrorBody}, 410: {"model": ErrorBody}},
+)
+def download_result(
+    task_id: str,
+    svc: Services,
+    expires: str | None = None,
+    signature: str | None = None,
+) -> FileResponse:
+    """The finished video behind a signed link (HTTP Range supported)."""
+    path = svc.tasks.result_file(task_id, expires, signature)
+    return FileResponse(path, media_type="video/mp4", filename=f"{task_id}.mp4")
+
+
+@public.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Liveness: 200 once the server has started."""
+    return {"status": "ok"}

@@ -1,0 +1,22 @@
+"""What the API needs from the layers below, handed over by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from r2v.tasks.keys import KeyService
+from r2v.tasks.service import TaskService
+
+
+@dataclass(frozen=True)
+class ApiServices:
+    tasks: TaskService
+    keys: KeyService
+    public_url: str | None = None
+    max_body_bytes: int = 1_000_000
+
+    def base_url(self, request: Request) -> str:
+        """Where clients reach this server: the configured public URL, else the request's."""
+        return (self.public_url or str(request.base_url)).rstrip("/")

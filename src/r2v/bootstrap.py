@@ -1,0 +1,219 @@
+"""The composition root: the only place that picks implementations and wires them together.
+
+`build_runtime(settings)` opens the database (migrating it), the blob store, the engines and
+the services; `Runtime.start()` starts the worker threads and the housekeeping thread;
+`build_app(runtime)` puts the HTTP API in front of it all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+
+from r2v.api import create_app
+from r2v.api.services import ApiServices
+from r2v.db.connect import Database, open_database
+from r2v.db.migrate import upgrade
+from r2v.db.store import SqlStore
+from r2v.engines.base import EngineRequest
+from r2v.engines.compositor import CompositorEngine
+from r2v.protocol import FAST_MODEL, STANDARD_MODEL, CreateVideoRequest
+from r2v.refs.fetch import Fetcher, FetchLimits
+from r2v.refs.intake import Intake
+from r2v.refs.probe import Prober
+from r2v.settings import Settings
+from r2v.storage.local import LocalBlobStore
+from r2v.tasks.keys import CreatedKey, KeyService
+from r2v.tasks.links import LinkSigner
+from r2v.tasks.service import TaskService
+from r2v.worker import Housekeeper, ModelRoute, Worker, WorkerConfig
+
+log = logging.getLogger("r2v")
+
+# Seconds the estimate adds for downloading and probing each reference.
+FETCH_ESTIMATE_SECONDS = 2
+
+
+def load_secret(settings: Settings) -> bytes:
+    """The link-signing secret: from settings, else generated once into the data dir."""
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    path = settings.data_dir / "secret.key"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process created it first: use theirs
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def open_store(settings: Settings) -> tuple[Database, SqlStore]:
+    """The task store, its schema migrated to the newest revision."""
+    database = open_database(settings.resolved_database_url)
+    upgrade(database)
+    return database, SqlStore(database)
+
+
+def model_routes() -> dict[str, ModelRoute]:
+    """Each model name's engine and preset: the compositor serves both for now."""
+    compositor = CompositorEngine()
+    return {
+        STANDARD_MODEL: ModelRoute(compositor, "standard"),
+        FAST_MODEL: ModelRoute(compositor, "fast"),
+    }
+
+
+@dataclass
+class Runtime:
+    """Everything one server process runs: services, worker threads, housekeeping."""
+
+    settings: Settings
+    database: Database
+    tasks: TaskService
+    keys: KeyService
+    workers: list[Worker]
+    housekeeper: Housekeeper
+    wake: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> None:
+        """Start the worker threads and the housekeeping thread."""
+        self._stop.clear()
+        for worker in self.workers:
+            thread = threading.Thread(
+                target=worker.run, args=(self._stop, self.wake), name=worker.owner, daemon=True
+            )
+            self._threads.append(thread)
+        self._threads.append(
+            threading.Thread(
+                target=self.housekeeper.run,
+                args=(
+                    self._stop,
+                    self.settings.reaper_interval_seconds,
+                    self.settings.sweep_interval_seconds,
+                ),
+                name="housekeeping",
+                daemon=True,
+            )
+        )
+        for thread in self._threads:
+            thread.start()
+        log.info("started %d worker thread(s)", len(self.workers))
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask every thread to stop; a render still running is left to the reaper."""
+        self._stop.set()
+        self.wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+
+    def close(self) -> None:
+        self.stop()
+        self.database.dispose()
+
+    def ensure_key(self) -> CreatedKey | None:
+        """Create a first API key when there is no active one; None when there is."""
+        if self.keys.has_active():
+            return None
+        return self.keys.create("default")
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Open and wire everything the settings describe; starts no thread."""
+    data = settings.data_dir
+    database, store = open_store(settings)
+    blobs = LocalBlobStore(data / "results")
+    workspaces = data / "work"
+    routes = model_routes()
+    wake = threading.Event()
+
+    def estimate(request: CreateVideoRequest) -> int:
+        route = routes[request.model]
+        sample = EngineRequest(
+            model=request.model,
+            preset=route.preset,
+            prompt=request.prompt,
+            resolution=request.resolution,
+            aspect_ratio=request.aspect_ratio,
+            duration=request.duration if request.duration > 0 else 10,
+            generate_audio=request.generate_audio,
+            seed=0,
+        )
+        references = len(request.image_urls) + len(request.video_urls) + len(request.audio_urls)
+        return route.engine.estimate_seconds(sample) + FETCH_ESTIMATE_SECONDS * references
+
+    tasks = TaskService(
+        store,
+        blobs,
+        LinkSigner(load_secret(settings), settings.link_ttl_seconds),
+        estimate,
+        on_created=wake.set,
+    )
+    intake = Intake(
+        Fetcher(
+            settings.fetch_allow_hosts,
+            FetchLimits(
+                connect_timeout=settings.fetch_connect_timeout_seconds,
+                read_timeout=settings.fetch_read_timeout_seconds,
+                deadline=settings.fetch_deadline_seconds,
+            ),
+        ),
+        Prober(settings.probe_timeout_seconds),
+    )
+    config = WorkerConfig(
+        lease_seconds=settings.lease_seconds,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        render_timeout_seconds=settings.render_timeout_seconds,
+        retention_seconds=settings.retention_seconds,
+        poll_interval_seconds=settings.poll_interval_seconds,
+    )
+    owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    workers = [
+        Worker(store, blobs, intake, routes, workspaces, config, owner=f"{owner}:{n}")
+        for n in range(settings.workers)
+    ]
+    housekeeper = Housekeeper(
+        store,
+        blobs,
+        workspaces,
+        max_attempts=settings.max_attempts,
+        stale_workspace_seconds=max(60.0, 2 * settings.lease_seconds),
+    )
+    return Runtime(
+        settings=settings,
+        database=database,
+        tasks=tasks,
+        keys=KeyService(store),
+        workers=workers,
+        housekeeper=housekeeper,
+        wake=wake,
+    )
+
+
+def build_app(runtime: Runtime) -> FastAPI:
+    """The HTTP app over the runtime; its lifespan starts and stops the threads."""
+    services = ApiServices(
+        tasks=runtime.tasks,
+        keys=runtime.keys,
+        public_url=runtime.settings.public_url,
+        max_body_bytes=runtime.settings.max_body_bytes,
+    )
+    return create_app(services, on_startup=runtime.start, on_shutdown=runtime.stop)
+
+
+def key_service(settings: Settings) -> tuple[KeyService, Database]:
+    """The key service alone, for `r2v keys …`; the caller disposes the database."""
+    database, store = open_store(settings)
+    return KeyService(store), database

@@ -1,0 +1,1 @@
+"""The SQL task store: SQLite (embedded) or PostgreSQL (scale-out), chosen by URL."""

@@ -1,0 +1,75 @@
+"""Opening the database: one URL decides SQLite or PostgreSQL, and this module tunes each.
+
+SQLite runs in WAL mode with a busy timeout. Writes open with `BEGIN IMMEDIATE`, taking the
+write lock up front: a deferred transaction that reads, then writes, can fail at once with
+SQLITE_BUSY when another writer got there first, whatever the busy timeout says. Reads use a
+second engine with ordinary deferred transactions, so they never queue behind the writer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+
+@dataclass(frozen=True)
+class Database:
+    """The engines of one database: `write` for transactions that write, `read` for reads."""
+
+    write: sa.Engine
+    read: sa.Engine
+
+    @property
+    def dialect(self) -> str:
+        return self.write.dialect.name
+
+    def dispose(self) -> None:
+        self.write.dispose()
+        if self.read is not self.write:
+            self.read.dispose()
+
+
+def _sqlite_engine(url: str, *, immediate: bool) -> sa.Engine:
+    engine = sa.create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=8,
+        max_overflow=32,
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver, so BEGIN is ours to emit.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql(begin)
+
+    return engine
+
+
+def open_database(url: str) -> Database:
+    """Engines for the database at `url`, creating the SQLite file's directory if needed."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        return Database(
+            write=_sqlite_engine(url, immediate=True),
+            read=_sqlite_engine(url, immediate=False),
+        )
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    return Database(write=engine, read=engine)

@@ -1,0 +1,1 @@
+"""Renderers behind one `Engine` protocol: one module (or package) per engine family."""

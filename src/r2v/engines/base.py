@@ -1,0 +1,171 @@
+"""The `Engine` protocol every renderer implements, and the typed request it renders.
+
+A worker turns a stored task into an `EngineRequest` whose references are already fetched,
+sniffed and probed; the engine renders an MP4 into its workspace, reporting progress through
+the `RenderContext`, which is also where it learns that it must stop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+from r2v.protocol import (
+    FPS,
+    OUTPUT_SIZES,
+    AspectRatio,
+    FixedAspectRatio,
+    Resolution,
+    parse_mentions,
+)
+
+Preset = Literal["standard", "fast"]
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """A reference image on local disk, already checked to be JPEG, PNG or WebP."""
+
+    path: Path
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class VideoInput:
+    """A reference video on local disk with at least one video stream."""
+
+    path: Path
+    width: int
+    height: int
+    duration: float
+    fps: float
+    has_audio: bool
+
+
+@dataclass(frozen=True)
+class AudioInput:
+    """A reference audio clip on local disk (MP3 or WAV)."""
+
+    path: Path
+    duration: float
+
+
+@dataclass(frozen=True)
+class EngineRequest:
+    """What to render. `images[0]` is `@Image1`, and so on for videos and audios."""
+
+    model: str
+    preset: Preset
+    prompt: str
+    resolution: Resolution
+    aspect_ratio: AspectRatio
+    duration: int
+    """Seconds (4-15), or -1 for the engine to choose."""
+    generate_audio: bool
+    seed: int
+    """A concrete seed, 0 or more: a seed of -1 was drawn before the request was built."""
+    images: tuple[ImageInput, ...] = ()
+    videos: tuple[VideoInput, ...] = ()
+    audios: tuple[AudioInput, ...] = ()
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    """The rendered MP4 and what it holds."""
+
+    path: Path
+    width: int
+    height: int
+    frames: int
+    fps: int = FPS
+    has_audio: bool = True
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.fps
+
+
+class RenderContext(Protocol):
+    """What a running render may ask of the worker that runs it."""
+
+    @property
+    def workspace(self) -> Path:
+        """A private directory for intermediate and output files; removed after the task."""
+        ...
+
+    def progress(self, fraction: float) -> None:
+        """Report the share of the render done (0-1); call it between batches of work.
+
+        Raises `RequestCancelled`, `GenerationTimeout` or `LeaseLost` when the render must stop;
+        the engine lets the exception propagate.
+        """
+        ...
+
+
+class Engine(Protocol):
+    """A renderer of reference-to-video requests."""
+
+    name: str
+
+    def estimate_seconds(self, request: EngineRequest) -> int:
+        """A rough wall-clock estimate of `generate` for this request, in whole seconds."""
+        ...
+
+    def generate(self, request: EngineRequest, context: RenderContext) -> EngineResult:
+        """Render the request into an MP4 inside `context.workspace` and describe it."""
+        ...
+
+
+@dataclass
+class LocalContext:
+    """A `RenderContext` that only records progress: for scripts, benchmarks and tests."""
+
+    workspace: Path
+    reported: list[float] = field(default_factory=list)
+
+    def progress(self, fraction: float) -> None:
+        self.reported.append(fraction)
+
+
+def output_size(resolution: Resolution, aspect_ratio: FixedAspectRatio) -> tuple[int, int]:
+    """The exact (width, height) of API.md's size table."""
+    return OUTPUT_SIZES[resolution][aspect_ratio]
+
+
+def nearest_aspect_ratio(width: int, height: int) -> FixedAspectRatio:
+    """The table's ratio closest to width:height, compared on a log scale."""
+    target = math.log(width / height)
+    best: FixedAspectRatio = "16:9"
+    best_distance = math.inf
+    for ratio, (w, h) in OUTPUT_SIZES["720p"].items():
+        distance = abs(math.log(w / h) - target)
+        if distance < best_distance:
+            best, best_distance = ratio, distance  # type: ignore[assignment]
+    return best
+
+
+def resolve_aspect_ratio(request: EngineRequest) -> FixedAspectRatio:
+    """The request's ratio, with `adaptive` resolved as API.md says.
+
+    Adaptive follows the first visual reference mentioned in the prompt, else the first
+    image, else the first video, else 16:9.
+    """
+    if request.aspect_ratio != "adaptive":
+        return request.aspect_ratio
+    visuals: dict[str, Sequence[ImageInput | VideoInput]] = {
+        "image": request.images,
+        "video": request.videos,
+    }
+    for mention in parse_mentions(request.prompt):
+        pool = visuals.get(mention.kind)
+        if pool and 1 <= mention.index <= len(pool):
+            chosen = pool[mention.index - 1]
+            return nearest_aspect_ratio(chosen.width, chosen.height)
+    for pool in visuals.values():
+        if pool:
+            return nearest_aspect_ratio(pool[0].width, pool[0].height)
+    return "16:9"

@@ -1,0 +1,304 @@
+"""Wire models of the Seedance 2.0 reference-to-video API, shared by the server and the SDK.
+
+Everything here is the contract of shared/API.md: field names, defaults, limits, the task
+object and the error envelope. Only pydantic and the standard library are imported, so the
+SDK can use these models without pulling in any server code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+
+STANDARD_MODEL = "seedance-2.0-reference-to-video"
+FAST_MODEL = "seedance-2.0-fast-reference-to-video"
+MODELS: tuple[str, ...] = (STANDARD_MODEL, FAST_MODEL)
+
+ModelName = Literal["seedance-2.0-reference-to-video", "seedance-2.0-fast-reference-to-video"]
+Resolution = Literal["480p", "720p"]
+AspectRatio = Literal["16:9", "4:3", "1:1", "3:4", "9:16", "21:9", "adaptive"]
+FixedAspectRatio = Literal["16:9", "4:3", "1:1", "3:4", "9:16", "21:9"]
+
+FPS = 24
+MIN_DURATION = 4
+MAX_DURATION = 15
+AUTO_DURATION = -1
+AUTO_SEED = -1
+MAX_SEED = 2**32 - 1
+MAX_PROMPT_CHARS = 5000
+MAX_IMAGES = 9
+MAX_VIDEOS = 3
+MAX_AUDIOS = 3
+MAX_REFERENCES = 12
+MAX_URL_CHARS = 2048
+
+MAX_IMAGE_BYTES = 30 * 1000 * 1000
+MAX_VIDEO_TOTAL_BYTES = 50 * 1000 * 1000
+MIN_VIDEO_TOTAL_SECONDS = 2.0
+MAX_VIDEO_TOTAL_SECONDS = 15.0
+MAX_AUDIO_BYTES = 15 * 1000 * 1000
+MAX_AUDIO_SECONDS = 15.0
+
+# (width, height) of every output, by resolution and aspect ratio: the exact table of API.md.
+OUTPUT_SIZES: dict[str, dict[str, tuple[int, int]]] = {
+    "480p": {
+        "16:9": (864, 496),
+        "4:3": (752, 560),
+        "1:1": (640, 640),
+        "3:4": (560, 752),
+        "9:16": (496, 864),
+        "21:9": (992, 432),
+    },
+    "720p": {
+        "16:9": (1248, 704),
+        "4:3": (1120, 832),
+        "1:1": (960, 960),
+        "3:4": (832, 1120),
+        "9:16": (704, 1248),
+        "21:9": (1504, 640),
+    },
+}
+
+TASK_ID_PATTERN = re.compile(r"^task-unified-[0-9]{1,12}-[a-z0-9]{8}$")
+
+
+class TaskStatus(StrEnum):
+    """The four statuses a client of the hosted API knows; cancellation ends `failed`."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED)
+
+
+class TaskErrorCode(StrEnum):
+    """Why a task failed: the `error.code` of a failed task object."""
+
+    INVALID_PARAMETERS = "invalid_parameters"
+    REFERENCE_FETCH_FAILED = "reference_fetch_failed"
+    REFERENCE_INVALID = "reference_invalid"
+    REQUEST_CANCELLED = "request_cancelled"
+    GENERATION_FAILED = "generation_failed"
+    GENERATION_TIMEOUT = "generation_timeout"
+    SERVICE_ERROR = "service_error"
+    UNKNOWN_ERROR = "unknown_error"
+
+
+ReferenceKind = Literal["image", "video", "audio"]
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One `@Image1` / `@Video2` / `@Audio1` in a prompt: the kind, the 1-based index, where."""
+
+    kind: ReferenceKind
+    index: int
+    start: int
+    end: int
+
+    @property
+    def text(self) -> str:
+        return f"@{self.kind.capitalize()}{self.index}"
+
+
+_MENTION = re.compile(r"@(image|video|audio)\s?(\d{1,3})", re.IGNORECASE)
+
+
+def parse_mentions(prompt: str) -> list[Mention]:
+    """Every reference mention in the prompt, in the order written.
+
+    `@Image1`, `@image1` and `@Image 1` all name the first image; the index is 1-based.
+    """
+    found: list[Mention] = []
+    for match in _MENTION.finditer(prompt):
+        kind: ReferenceKind = match.group(1).lower()  # type: ignore[assignment]
+        found.append(Mention(kind, int(match.group(2)), match.start(), match.end()))
+    return found
+
+
+def _drop_nulls(data: Any) -> Any:
+    # JSON null for an optional field means "absent": let the default apply.
+    if isinstance(data, dict):
+        return {key: value for key, value in data.items() if value is not None}
+    return data
+
+
+class CreateVideoRequest(BaseModel):
+    """The body of `POST /v1/videos/generations`.
+
+    Unknown fields are ignored and `null` means absent. `quality` is accepted as an alias of
+    `resolution`. Rules across fields (mentions, totals, audio needing a visual reference)
+    are checked by the service, which names the failing field.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    model: ModelName = Field(description="`seedance-2.0-reference-to-video` or the fast variant.")
+    prompt: str = Field(
+        min_length=1,
+        max_length=MAX_PROMPT_CHARS,
+        description="1-5000 characters; `@Image1`, `@Video1`, `@Audio1` name references.",
+    )
+    resolution: Resolution = Field("720p", description="`480p` or `720p` (alias: `quality`).")
+    aspect_ratio: AspectRatio = Field(
+        "adaptive", description="One of six ratios, or `adaptive` to follow the references."
+    )
+    duration: StrictInt = Field(5, description="Seconds, 4-15, or -1 to let the engine decide.")
+    generate_audio: StrictBool = Field(True, description="Give the video a soundtrack.")
+    seed: StrictInt = Field(
+        AUTO_SEED, ge=AUTO_SEED, le=MAX_SEED, description="-1 draws one; the task reports it."
+    )
+    image_urls: Annotated[list[str], Field(max_length=MAX_IMAGES)] = Field(
+        default_factory=list, description="Up to 9 JPEG, PNG or WebP URLs, each at most 30 MB."
+    )
+    video_urls: Annotated[list[str], Field(max_length=MAX_VIDEOS)] = Field(
+        default_factory=list, description="Up to 3 MP4 or MOV URLs, 2-15 s and under 50 MB in all."
+    )
+    audio_urls: Annotated[list[str], Field(max_length=MAX_AUDIOS)] = Field(
+        default_factory=list, description="Up to 3 MP3 or WAV URLs, each at most 15 s and 15 MB."
+    )
+    callback_url: str | None = Field(
+        None, max_length=MAX_URL_CHARS, description="EXT: where to POST the finished task."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _absent_and_aliases(cls, data: Any) -> Any:
+        data = _drop_nulls(data)
+        if isinstance(data, dict) and "quality" in data:
+            data = dict(data)
+            quality = data.pop("quality")
+            if "resolution" not in data:
+                data["resolution"] = quality
+            elif data["resolution"] != quality:
+                raise ValueError(
+                    "quality is an alias of resolution: send one of them, or the same value"
+                )
+        return data
+
+    @field_validator("duration")
+    @classmethod
+    def _duration_range(cls, value: int) -> int:
+        if value != AUTO_DURATION and not MIN_DURATION <= value <= MAX_DURATION:
+            raise ValueError(f"duration must be an integer from 4 to 15, or -1; got {value}")
+        return value
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_has_text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("prompt must describe the video: it is empty or only whitespace")
+        return value
+
+    @field_validator("image_urls", "video_urls", "audio_urls")
+    @classmethod
+    def _reference_urls(cls, urls: list[str]) -> list[str]:
+        for position, url in enumerate(urls):
+            problem = url_problem(url)
+            if problem:
+                raise ValueError(f"item {position} ({url[:80]!r}) {problem}")
+        return urls
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback_url(cls, url: str | None) -> str | None:
+        problem = url_problem(url) if url is not None else None
+        if problem:
+            raise ValueError(problem)
+        return url
+
+
+class TaskError(BaseModel):
+    """Why a task failed, and what to change."""
+
+    code: str
+    message: str
+
+
+class TaskInfo(BaseModel):
+    """Details of a task beyond its status."""
+
+    can_cancel: bool = Field(description="True while the task is pending or processing.")
+    estimated_time: int = Field(description="Estimated seconds from creation to completion.")
+    video_duration: int = Field(description="Seconds of video; -1 until the engine decides.")
+    seed: int = Field(description="The seed used (drawn at creation when -1 was sent).")
+
+
+class Usage(BaseModel):
+    """What the task is billed by."""
+
+    billing_rule: str = "per_second"
+    credits_reserved: int
+    user_group: str = "default"
+
+
+class TaskObject(BaseModel):
+    """The task as `GET /v1/tasks/{task_id}` returns it."""
+
+    id: str
+    object: Literal["video.generation.task"] = "video.generation.task"
+    created: int = Field(description="Unix seconds of creation.")
+    model: str
+    type: Literal["video"] = "video"
+    status: TaskStatus
+    progress: int = Field(ge=0, le=100, description="0-100, rising monotonically.")
+    results: list[str] | None = Field(
+        None, description="Signed download URLs, present only when completed."
+    )
+    error: TaskError | None = Field(None, description="Present only when failed.")
+    task_info: TaskInfo
+    usage: Usage
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    type: str
+    param: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """The envelope of every HTTP error."""
+
+    error: ErrorDetail
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with a reference or callback URL as written, or None when it may be tried.
+
+    Only the form is judged here; whether the host may be reached is the fetcher's decision.
+    """
+    if len(url) > MAX_URL_CHARS:
+        return f"is longer than {MAX_URL_CHARS} characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme not in ("http", "https"):
+        return "must be an http:// or https:// URL"
+    if not parts.hostname:
+        return "has no host"
+    return None
+
+
+def is_task_id(value: str) -> bool:
+    """Whether `value` has the `task-unified-<unix seconds>-<8 lowercase alphanumerics>` form."""
+    return bool(TASK_ID_PATTERN.match(value))

@@ -1,0 +1,1 @@
+"""Reference media: fetching URLs safely, sniffing their type and probing them."""

@@ -1,0 +1,148 @@
+"""Turning a request's reference URLs into checked files: fetch, sniff, probe, judge limits.
+
+Every problem fails the task with `reference_fetch_failed` (could not download) or
+`reference_invalid` (wrong type, undecodable, over a limit), naming the item, e.g.
+`video_urls[1]`, so the user knows which one to change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from r2v.errors import ReferenceInvalid, TaskFailure
+from r2v.media.formats import sniff
+from r2v.media.probe import MediaInfo
+from r2v.protocol import (
+    MAX_AUDIO_BYTES,
+    MAX_AUDIO_SECONDS,
+    MAX_IMAGE_BYTES,
+    MAX_VIDEO_TOTAL_BYTES,
+    MAX_VIDEO_TOTAL_SECONDS,
+    MIN_VIDEO_TOTAL_SECONDS,
+    CreateVideoRequest,
+    ReferenceKind,
+)
+from r2v.refs.fetch import Fetcher
+from r2v.refs.probe import Prober
+
+# Containers round durations (MP3 frames, AAC priming): this much over a limit still passes.
+DURATION_TOLERANCE = 0.05
+
+_ACCEPTED = {"image": "JPEG, PNG or WebP", "video": "MP4 or MOV", "audio": "MP3 or WAV"}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One fetched and probed reference; `index` is 1-based, as in `@Image1`."""
+
+    kind: ReferenceKind
+    index: int
+    url: str
+    path: Path
+    size: int
+    info: MediaInfo
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}_urls[{self.index - 1}]"
+
+
+@dataclass(frozen=True)
+class References:
+    images: tuple[Reference, ...] = ()
+    videos: tuple[Reference, ...] = ()
+    audios: tuple[Reference, ...] = ()
+
+
+def _label(kind: ReferenceKind, position: int, url: str) -> str:
+    shown = url if len(url) <= 80 else url[:77] + "..."
+    return f"{kind}_urls[{position}] ({shown})"
+
+
+class Intake:
+    """Fetches and checks all references of a request into a workspace."""
+
+    def __init__(self, fetcher: Fetcher, prober: Prober) -> None:
+        self._fetcher = fetcher
+        self._prober = prober
+
+    def gather(
+        self,
+        request: CreateVideoRequest,
+        workspace: Path,
+        on_progress: Callable[[float], None] = lambda _fraction: None,
+    ) -> References:
+        """Every reference of the request, downloaded into `workspace` and checked."""
+        jobs: list[tuple[ReferenceKind, list[str]]] = [
+            ("image", request.image_urls),
+            ("video", request.video_urls),
+            ("audio", request.audio_urls),
+        ]
+        total = sum(len(urls) for _, urls in jobs) or 1
+        found: dict[ReferenceKind, list[Reference]] = {"image": [], "video": [], "audio": []}
+        video_bytes = 0
+        done = 0
+        for kind, urls in jobs:
+            for position, url in enumerate(urls):
+                label = _label(kind, position, url)
+                if kind == "image":
+                    cap = MAX_IMAGE_BYTES
+                elif kind == "audio":
+                    cap = MAX_AUDIO_BYTES
+                else:
+                    # "under 50 MB" for all videos together
+                    cap = MAX_VIDEO_TOTAL_BYTES - 1 - video_bytes
+                try:
+                    reference = self._one(kind, position, url, workspace, cap)
+                except TaskFailure as exc:
+                    if kind == "video" and isinstance(exc, ReferenceInvalid) and video_bytes:
+                        exc.message += " (all videos together must stay under 50 MB)"
+                    raise type(exc)(f"{label}: {exc.message}") from exc
+                if kind == "video":
+                    video_bytes += reference.size
+                found[kind].append(reference)
+                done += 1
+                on_progress(done / total)
+        _check_video_total(found["video"])
+        return References(tuple(found["image"]), tuple(found["video"]), tuple(found["audio"]))
+
+    def _one(
+        self, kind: ReferenceKind, position: int, url: str, workspace: Path, cap: int
+    ) -> Reference:
+        dest = workspace / f"{kind}-{position + 1}.ref"
+        fetched = self._fetcher.fetch(url, dest, cap)
+        fmt = sniff(dest)
+        if fmt is None or fmt.kind != kind:
+            article = "an" if fmt and fmt.kind[0] in "aeiou" else "a"
+            what = f"{article} {fmt.kind} ({fmt.name.upper()})" if fmt else "not a supported format"
+            raise ReferenceInvalid(f"the file is {what}; {kind}_urls takes {_ACCEPTED[kind]}")
+        info = self._prober.probe(dest)
+        if kind == "video" and not info.has_video:
+            raise ReferenceInvalid("the file has no video stream; send an MP4 or MOV video")
+        if kind == "audio":
+            if not info.has_audio:
+                raise ReferenceInvalid("the file has no audio stream; send MP3 or WAV audio")
+            if info.duration > MAX_AUDIO_SECONDS + DURATION_TOLERANCE:
+                raise ReferenceInvalid(
+                    f"the clip is {info.duration:.2f} s long; each audio reference may be at "
+                    f"most {MAX_AUDIO_SECONDS:.0f} s: trim it"
+                )
+        return Reference(kind, position + 1, url, dest, fetched.size, info)
+
+
+def _check_video_total(videos: list[Reference]) -> None:
+    if not videos:
+        return
+    total = sum(video.info.duration for video in videos)
+    if total < MIN_VIDEO_TOTAL_SECONDS - DURATION_TOLERANCE:
+        raise ReferenceInvalid(
+            f"video_urls: the videos last {total:.2f} s in all; they must last at least "
+            f"{MIN_VIDEO_TOTAL_SECONDS:.0f} s together: send a longer clip"
+        )
+    if total > MAX_VIDEO_TOTAL_SECONDS + DURATION_TOLERANCE:
+        raise ReferenceInvalid(
+            f"video_urls: the videos last {total:.2f} s in all; they may last at most "
+            f"{MAX_VIDEO_TOTAL_SECONDS:.0f} s together: trim them or send fewer"
+        )

@@ -1,0 +1,113 @@
+"""The one typed `Settings` of r2v: every knob, read from `R2V_*` environment variables.
+
+Only this module reads the environment, and only when `Settings()` is called: nothing here
+runs at import. The README's settings table is written from the field descriptions below.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Server, worker and engine settings; `R2V_<FIELD>` in the environment sets each one."""
+
+    model_config = SettingsConfigDict(env_prefix="R2V_", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("r2v-data"),
+        description="Where the embedded mode keeps its SQLite database, results and workspaces.",
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the task store; default: SQLite in the data dir."
+    )
+    host: str = Field("127.0.0.1", description="Address `r2v serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `r2v serve` listens on.")
+    workers: int = Field(
+        1, ge=0, le=64, description="Render threads in the server process (0: API only)."
+    )
+    public_url: str | None = Field(
+        None,
+        description="Base URL clients reach this server at, for result links "
+        "(e.g. `https://r2v.example.com`); default: taken from each request.",
+    )
+    secret_key: str | None = Field(
+        None,
+        description="Secret that signs result links; default: generated once into the data "
+        "dir. Set the same value on every replica in scale-out.",
+    )
+    link_ttl_seconds: int = Field(86400, ge=1, description="How long a result link is valid.")
+    retention_seconds: int = Field(
+        86400, ge=60, description="How long a finished video is kept after completion."
+    )
+    sweep_interval_seconds: float = Field(
+        300.0, gt=0, description="How often expired results and stale workspaces are deleted."
+    )
+    lease_seconds: float = Field(
+        30.0, gt=0, description="How long a worker's claim on a task lasts without a heartbeat."
+    )
+    heartbeat_seconds: float = Field(
+        5.0, gt=0, description="How often a rendering worker renews its lease."
+    )
+    reaper_interval_seconds: float = Field(
+        5.0, gt=0, description="How often expired leases are looked for and requeued."
+    )
+    max_attempts: int = Field(
+        3, ge=1, le=20, description="Claims a task gets before a lost worker fails it."
+    )
+    poll_interval_seconds: float = Field(
+        1.0, gt=0, description="How often an idle worker looks for new tasks."
+    )
+    render_timeout_seconds: float = Field(
+        1800.0, gt=0, description="A render running longer fails with `generation_timeout`."
+    )
+    fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated `host:port` entries that reference fetching may reach "
+        "even though they are private or loopback addresses.",
+    )
+    fetch_connect_timeout_seconds: float = Field(
+        10.0, gt=0, description="Connect timeout of one reference download."
+    )
+    fetch_read_timeout_seconds: float = Field(
+        30.0, gt=0, description="Longest silence while reading a reference download."
+    )
+    fetch_deadline_seconds: float = Field(
+        120.0, gt=0, description="Overall time limit of one reference download."
+    )
+    probe_timeout_seconds: float = Field(
+        30.0, gt=0, description="Time limit of probing one reference in a child process."
+    )
+    max_body_bytes: int = Field(
+        1_000_000, ge=1024, description="Largest JSON body `POST /v1/videos/generations` takes."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level of the server and workers."
+    )
+
+    @field_validator("fetch_allow_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("fetch_allow_hosts")
+    @classmethod
+    def _host_port_entries(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            host, sep, port = entry.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"{entry!r} is not host:port (e.g. 127.0.0.1:9000)")
+        return [entry.lower() for entry in value]
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The task store's URL: `database_url`, or the SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'r2v.db').resolve()}"

@@ -1,0 +1,53 @@
+"""Signed result links: an HMAC over the path and the expiry, checked when the link is used.
+
+Links are signed afresh on every read of a task and never stored. The signature covers the
+exact path, so a link for one task cannot be bent to another.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from urllib.parse import urlencode
+
+from r2v.errors import LinkExpired, LinkInvalid
+
+RESULT_PATH = "/results/{task_id}/video.mp4"
+
+
+def result_path(task_id: str) -> str:
+    """The server-relative path of a task's video."""
+    return RESULT_PATH.format(task_id=task_id)
+
+
+class LinkSigner:
+    """Signs and verifies `<path>?expires=<unix seconds>&signature=<mac>`."""
+
+    def __init__(self, secret: bytes, ttl_seconds: int) -> None:
+        if len(secret) < 16:
+            raise ValueError("the link secret must be at least 16 bytes")
+        self._secret = secret
+        self.ttl_seconds = ttl_seconds
+
+    def _mac(self, path: str, expires: int) -> str:
+        message = f"{path}\n{expires}".encode()
+        digest = hmac.new(self._secret, message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def sign(self, path: str, now: float) -> str:
+        """The path with its query string, valid for `ttl_seconds` from `now`."""
+        expires = int(now) + self.ttl_seconds
+        return f"{path}?{urlencode({'expires': expires, 'signature': self._mac(path, expires)})}"
+
+    def verify(self, path: str, expires: str | None, signature: str | None, now: float) -> None:
+        """Raise `LinkInvalid` for a missing or wrong signature, `LinkExpired` when too old."""
+        if not expires or not signature or not expires.isdigit():
+            raise LinkInvalid("this link is not signed: ask the task again for a fresh link")
+        if not hmac.compare_digest(self._mac(path, int(expires)), signature):
+            raise LinkInvalid("this link's signature does not match: use the link as given")
+        if int(expires) < now:
+            raise LinkExpired(
+                "this link has expired: GET the task again for a fresh link",
+                code="link_expired",
+            )

@@ -1,0 +1,131 @@
+"""The ports the task service and workers need, implemented by the adapters in db/ and storage/.
+
+The task row is the queue: `claim`, `heartbeat`, `set_progress`, `complete` and `fail` are
+the whole protocol between workers, and every write of a worker is fenced by its attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from r2v.tasks.record import TaskRecord
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key as stored: never the key itself, only its hash and a short prefix."""
+
+    id: str
+    name: str
+    prefix: str
+    key_hash: str
+    created_at: float
+    revoked_at: float | None = None
+
+
+@dataclass(frozen=True)
+class ReapOutcome:
+    """What one pass of the reaper did."""
+
+    requeued: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+
+
+class TaskStore(Protocol):
+    """Durable task rows, doubling as the work queue."""
+
+    def insert(self, record: TaskRecord) -> None:
+        """Store a new pending task."""
+        ...
+
+    def get(self, task_id: str, key_id: str | None = None) -> TaskRecord | None:
+        """The task, or None when unknown or (with `key_id`) owned by another key."""
+        ...
+
+    def claim(self, owner: str, lease_seconds: float, now: float) -> TaskRecord | None:
+        """Atomically take the oldest pending task: processing, attempt + 1, leased to owner."""
+        ...
+
+    def heartbeat(self, task_id: str, attempt: int, lease_expires_at: float) -> bool:
+        """Extend the lease; False when the attempt is no longer the task's current one."""
+        ...
+
+    def set_progress(
+        self, task_id: str, attempt: int, progress: int, video_duration: int | None = None
+    ) -> bool:
+        """Raise progress (never lower it); False when the attempt is stale."""
+        ...
+
+    def complete(
+        self,
+        task_id: str,
+        attempt: int,
+        *,
+        result_key: str,
+        video_duration: int,
+        now: float,
+        result_expires_at: float,
+    ) -> bool:
+        """Mark completed with its stored result; False when the attempt is stale."""
+        ...
+
+    def fail(
+        self, task_id: str, attempt: int | None, *, code: str, message: str, now: float
+    ) -> bool:
+        """Mark failed. `attempt=None` fails whatever attempt is current, if not terminal."""
+        ...
+
+    def reap(self, now: float, max_attempts: int) -> ReapOutcome:
+        """Requeue processing tasks whose lease expired; fail those out of attempts."""
+        ...
+
+    def expired_results(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
+        """(task id, result key) of completed tasks whose result is past retention."""
+        ...
+
+    def forget_result(self, task_id: str) -> None:
+        """Record that a task's result was deleted by retention."""
+        ...
+
+    def statuses(self, task_ids: Sequence[str]) -> dict[str, str]:
+        """The status of each known id among `task_ids`."""
+        ...
+
+
+class KeyStore(Protocol):
+    """Stored API keys."""
+
+    def insert_key(self, key: ApiKey) -> None:
+        """Store a new key."""
+        ...
+
+    def find_key(self, key_hash: str) -> ApiKey | None:
+        """The key with this hash, revoked or not."""
+        ...
+
+    def list_keys(self) -> list[ApiKey]:
+        """Every key, oldest first."""
+        ...
+
+    def revoke_key(self, key_id: str, now: float) -> bool:
+        """Revoke by id (or name); False when no active key matches."""
+        ...
+
+
+class BlobStore(Protocol):
+    """Where finished videos are kept."""
+
+    def put(self, key: str, source: Path) -> None:
+        """Store the file at `source` under `key`, taking ownership of it."""
+        ...
+
+    def local_path(self, key: str) -> Path | None:
+        """The stored file on local disk, or None when it does not exist."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Delete the object; deleting a missing key is not an error."""
+        ...

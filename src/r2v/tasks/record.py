@@ -1,0 +1,64 @@
+"""The task record (the domain's view of one task) and its state machine.
+
+    pending ──claim──▶ processing ──complete──▶ completed
+       ▲                  │  │
+       └──lease expired───┘  └──fail / cancel / retries exhausted──▶ failed
+    pending ──cancel──▶ failed
+
+Only the owner of the current attempt writes progress or an outcome (fencing): every write
+of a worker names the attempt it holds, and the store ignores a write whose attempt is stale.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+from dataclasses import dataclass
+
+from r2v.protocol import CreateVideoRequest, TaskStatus
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def new_task_id(now: float | None = None) -> str:
+    """A fresh id of the `task-unified-<unix seconds>-<8 lowercase alphanumerics>` form."""
+    stamp = int(time.time() if now is None else now)
+    suffix = "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+    return f"task-unified-{stamp}-{suffix}"
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One task as the service and the workers see it."""
+
+    id: str
+    key_id: str
+    model: str
+    status: TaskStatus
+    progress: int
+    request: CreateVideoRequest
+    seed: int
+    """The concrete seed: drawn at creation when the request said -1."""
+    video_duration: int
+    """Seconds of video; -1 until the engine has decided for a `duration: -1` request."""
+    estimated_time: int
+    created_at: float
+    updated_at: float
+    attempt: int = 0
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    result_key: str | None = None
+    result_expires_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status.terminal
+
+    @property
+    def credits_reserved(self) -> int:
+        # A -1 duration reserves the longest video it may become until the engine decides.
+        return self.video_duration if self.video_duration > 0 else 15

@@ -1,0 +1,229 @@
+"""Real, small, deterministic media files for tests, made on the spot (no network).
+
+`make_image`, `make_video`, `make_wav` and `make_mp3` write files a client could send;
+`decode_summary` and `frame_hashes` decode a file independently of `r2v.media`, so tests
+can check what the server wrote without trusting the code that wrote it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import wave
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Literal
+
+import av
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+ImageFormat = Literal["JPEG", "PNG", "WEBP"]
+Container = Literal["mp4", "mov"]
+
+_AUDIO_RATE = 48000
+
+
+def pattern(width: int, height: int, seed: int = 0) -> NDArray[np.uint8]:
+    """A colourful RGB picture with structure: gradients, a grid of shapes, a bright disc.
+
+    The seed picks the palette and the shapes' places, so two seeds give clearly different
+    pictures; edges everywhere make motion and cropping visible.
+    """
+    rng = np.random.default_rng(seed)
+    ys = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
+    xs = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :]
+    phase = rng.uniform(0, 2 * math.pi, size=3).astype(np.float32)
+    image = np.empty((height, width, 3), dtype=np.float32)
+    image[..., 0] = 0.5 + 0.5 * np.sin(2 * math.pi * xs + phase[0])
+    image[..., 1] = 0.5 + 0.5 * np.sin(2 * math.pi * ys + phase[1])
+    image[..., 2] = 0.5 + 0.5 * np.sin(2 * math.pi * (xs + ys) + phase[2])
+    canvas = np.ascontiguousarray((image * 255).astype(np.uint8))
+    unit = max(4, min(width, height) // 8)
+    for _ in range(12):
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
+        if rng.random() < 0.5:
+            cv2.rectangle(canvas, (x, y), (x + unit, y + unit // 2), colour, -1)
+        else:
+            cv2.circle(canvas, (x, y), unit // 2, colour, -1)
+    for gx in range(0, width, unit * 2):
+        cv2.line(canvas, (gx, 0), (gx, height - 1), (20, 20, 20), 1)
+    cv2.circle(canvas, (width // 3, height // 2), max(2, unit), (255, 250, 240), -1)
+    return canvas
+
+
+def make_image(
+    path: Path, width: int, height: int, fmt: ImageFormat = "JPEG", seed: int = 0
+) -> Path:
+    """Write a `pattern` picture as JPEG, PNG or WebP and return its path."""
+    picture = Image.fromarray(pattern(width, height, seed))
+    options: dict[str, int] = {"quality": 92} if fmt in ("JPEG", "WEBP") else {}
+    picture.save(path, format=fmt, **options)
+    return path
+
+
+def make_video(
+    path: Path,
+    width: int = 320,
+    height: int = 240,
+    seconds: float = 2.0,
+    fps: int = 24,
+    audio: bool = True,
+    pan_px_per_frame: int = 0,
+    container: Container = "mp4",
+    seed: int = 0,
+) -> Path:
+    """Write an H.264 yuv420p video (with an AAC 48 kHz stereo tone when `audio`).
+
+    With `pan_px_per_frame` > 0 the picture slides right by that many pixels a frame
+    (wrapping around), so motion can be detected in whatever is made from it.
+    """
+    base = pattern(width, height, seed)
+    frames = round(seconds * fps)
+    with av.open(str(path), "w", format="mov" if container == "mov" else "mp4") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"preset": "ultrafast", "crf": "20"}
+        sound = out.add_stream("aac", rate=_AUDIO_RATE, layout="stereo") if audio else None
+        for index in range(frames):
+            picture = np.roll(base, index * pan_px_per_frame, axis=1)
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts = index
+            frame.time_base = Fraction(1, fps)
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+        if sound is not None:
+            tone = _tone(seconds, 330.0, _AUDIO_RATE, 2)
+            for start in range(0, tone.shape[1], 1024):
+                chunk = np.ascontiguousarray(tone[:, start : start + 1024])
+                audio_frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+                audio_frame.sample_rate = _AUDIO_RATE
+                audio_frame.pts = start
+                audio_frame.time_base = Fraction(1, _AUDIO_RATE)
+                out.mux(sound.encode(audio_frame))
+            out.mux(sound.encode())
+    return path
+
+
+def _tone(seconds: float, freq: float, rate: int, channels: int) -> NDArray[np.float32]:
+    t = np.arange(round(seconds * rate), dtype=np.float64) / rate
+    wave_ = (0.5 * np.sin(2 * math.pi * freq * t)).astype(np.float32)
+    return np.repeat(wave_[None, :], channels, axis=0)
+
+
+def make_wav(
+    path: Path, seconds: float = 2.0, freq: float = 440.0, rate: int = 44100, channels: int = 1
+) -> Path:
+    """Write a 16-bit PCM WAV sine tone."""
+    tone = _tone(seconds, freq, rate, channels)
+    pcm = (tone.T * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm.tobytes())
+    return path
+
+
+def make_mp3(path: Path, seconds: float = 2.0, freq: float = 440.0) -> Path:
+    """Write a 44.1 kHz stereo MP3 sine tone with libmp3lame."""
+    rate = 44100
+    tone = _tone(seconds, freq, rate, 2)
+    with av.open(str(path), "w", format="mp3") as out:
+        stream = out.add_stream("libmp3lame", rate=rate, layout="stereo")
+        stream.format = "fltp"
+        for start in range(0, tone.shape[1], 1152):
+            chunk = np.ascontiguousarray(tone[:, start : start + 1152])
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            frame.sample_rate = rate
+            frame.pts = start
+            frame.time_base = Fraction(1, rate)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
+
+
+@dataclass(frozen=True)
+class DecodeSummary:
+    """What a file holds, found by decoding every frame of it."""
+
+    container: str
+    width: int
+    height: int
+    fps: float
+    video_frames: int
+    video_duration: float
+    """Seconds from the first frame's start to the last frame's end."""
+    video_codec: str | None
+    pix_fmt: str | None
+    has_audio: bool
+    audio_duration: float
+    """Seconds of decoded audio samples."""
+    audio_codec: str | None
+    audio_rate: int
+    audio_channels: int
+
+
+def decode_summary(path: Path) -> DecodeSummary:
+    """Decode `path` completely with PyAV and describe it."""
+    with av.open(str(path)) as source:
+        video = source.streams.video[0] if source.streams.video else None
+        audio = source.streams.audio[0] if source.streams.audio else None
+        frames, first, last = 0, None, None
+        fps = 0.0
+        width = height = 0
+        pix_fmt = None
+        if video is not None:
+            fps = float(video.average_rate or 0)
+            for frame in source.decode(video):
+                frames += 1
+                first = frame.time if first is None else first
+                last = frame.time
+                width, height, pix_fmt = frame.width, frame.height, frame.format.name
+        video_duration = 0.0
+        if first is not None and last is not None and fps:
+            video_duration = last - first + 1 / fps
+        samples, rate, channels = 0, 0, 0
+        if audio is not None:
+            source.seek(0)
+            for chunk in source.decode(audio):
+                samples += chunk.samples
+                rate, channels = chunk.sample_rate, len(chunk.layout.channels)
+        return DecodeSummary(
+            container=source.format.name,
+            width=width,
+            height=height,
+            fps=fps,
+            video_frames=frames,
+            video_duration=video_duration,
+            video_codec=video.codec_context.name if video is not None else None,
+            pix_fmt=pix_fmt,
+            has_audio=audio is not None,
+            audio_duration=samples / rate if rate else 0.0,
+            audio_codec=audio.codec_context.name if audio is not None else None,
+            audio_rate=rate,
+            audio_channels=channels,
+        )
+
+
+def frame_hashes(path: Path) -> list[str]:
+    """The sha256 of every decoded video frame's pixels, in order."""
+    hashes: list[str] = []
+    with av.open(str(path)) as source:
+        for frame in source.decode(video=0):
+            hashes.append(hashlib.sha256(frame.to_ndarray().tobytes()).hexdigest())
+    return hashes
+
+
+def decoded_frames(path: Path, every: int = 1) -> list[NDArray[np.uint8]]:
+    """Every `every`th decoded video frame as an RGB array (for small test videos only)."""
+    frames: list[NDArray[np.uint8]] = []
+    with av.open(str(path)) as source:
+        for index, frame in enumerate(source.decode(video=0)):
+            if index % every == 0:
+                frames.append(frame.to_ndarray(format="rgb24"))  # type: ignore[arg-type]
+    return frames

@@ -1,0 +1,270 @@
+"""Whole tasks through a real uvicorn: references over HTTP in, a decoded MP4 out."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import pytest
+
+from r2v.bootstrap import Runtime
+from r2v.settings import Settings
+from tests.conftest import LiveServer, make_settings, wait_for
+from tests.mediafiles import decode_summary
+from tests.refserver import RefServer
+
+FAST = "seedance-2.0-fast-reference-to-video"
+STANDARD = "seedance-2.0-reference-to-video"
+
+
+@pytest.fixture
+def client(live_server: LiveServer, auth: dict[str, str]) -> httpx.Client:
+    return httpx.Client(base_url=live_server.url, headers=auth, timeout=30)
+
+
+def run_task(client: httpx.Client, payload: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
+    created = client.post("/v1/videos/generations", json=payload)
+    assert created.status_code == 200, created.text
+    return wait_for(client, created.json()["id"], {}, timeout)
+
+
+def download(link: str, dest: Path) -> Path:
+    response = httpx.get(link, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "video/mp4"
+    dest.write_bytes(response.content)
+    return dest
+
+
+def test_images_video_and_audio_become_a_video(
+    client: httpx.Client, refserver: RefServer, live_server: LiveServer, tmp_path: Path
+) -> None:
+    payload = {
+        "model": FAST,
+        "prompt": "@Image1 slowly comes alive, then @Video1 plays, with @Audio1 underneath",
+        "image_urls": [refserver.file_url("photo.jpg"), refserver.file_url("square.webp")],
+        "video_urls": [refserver.file_url("clip.mp4")],
+        "audio_urls": [refserver.file_url("tone.mp3")],
+        "resolution": "480p",
+        "aspect_ratio": "16:9",
+        "duration": 4,
+        "seed": 7,
+    }
+    seen_progress: list[int] = []
+    created = client.post("/v1/videos/generations", json=payload).json()
+    while True:
+        task = client.get(f"/v1/tasks/{created['id']}").json()
+        seen_progress.append(task["progress"])
+        if task["status"] in ("completed", "failed"):
+            break
+        time.sleep(0.1)
+    assert task["status"] == "completed", task
+    assert seen_progress == sorted(seen_progress), "progress must never go down"
+    assert task["progress"] == 100
+    assert task["task_info"] == {
+        "can_cancel": False,
+        "estimated_time": task["task_info"]["estimated_time"],
+        "video_duration": 4,
+        "seed": 7,
+    }
+    link = task["results"][0]
+    assert link.startswith(live_server.url + "/results/")
+    summary = decode_summary(download(link, tmp_path / "out.mp4"))
+    assert (summary.width, summary.height) == (864, 496)
+    assert summary.fps == 24
+    assert summary.video_frames == 96
+    assert summary.video_codec == "h264" and summary.pix_fmt == "yuv420p"
+    assert summary.has_audio and summary.audio_codec == "aac"
+    assert abs(summary.audio_duration - 4.0) <= 1 / 24
+
+
+def test_text_only_portrait_without_audio(client: httpx.Client, tmp_path: Path) -> None:
+    task = run_task(
+        client,
+        {
+            "model": STANDARD,
+            "prompt": "A slow sunrise over a misty valley",
+            "resolution": "480p",
+            "aspect_ratio": "9:16",
+            "duration": 4,
+            "generate_audio": False,
+        },
+    )
+    assert task["status"] == "completed", task
+    summary = decode_summary(download(task["results"][0], tmp_path / "out.mp4"))
+    assert (summary.width, summary.height) == (496, 864)
+    assert summary.video_frames == 96
+    assert not summary.has_audio
+
+
+def test_adaptive_ratio_and_auto_duration_follow_the_references(
+    client: httpx.Client, refserver: RefServer, tmp_path: Path
+) -> None:
+    task = run_task(
+        client,
+        {
+            "model": FAST,
+            "prompt": "@Image1 in the rain, to @Audio1",
+            "image_urls": [refserver.file_url("poster.png")],
+            "audio_urls": [refserver.file_url("tone.wav")],
+            "resolution": "480p",
+            "duration": -1,
+        },
+    )
+    assert task["status"] == "completed", task
+    # a 3 s clip is under the 4 s floor: the engine picks 4 s and says so
+    assert task["task_info"]["video_duration"] == 4
+    summary = decode_summary(download(task["results"][0], tmp_path / "out.mp4"))
+    assert (summary.width, summary.height) == (496, 864)  # the 360x640 poster is 9:16
+    assert abs(summary.video_duration - 4.0) <= 1 / 24
+
+
+def test_result_links_support_range_and_refuse_tampering(
+    client: httpx.Client, refserver: RefServer
+) -> None:
+    task = run_task(
+        client,
+        {
+            "model": FAST,
+            "prompt": "@Image1",
+            "image_urls": [refserver.file_url("photo.jpg")],
+            "resolution": "480p",
+            "duration": 4,
+            "generate_audio": False,
+        },
+    )
+    link = task["results"][0]
+    whole = httpx.get(link).content
+    assert whole[4:8] == b"ftyp"
+    partial = httpx.get(link, headers={"Range": "bytes=100-199"})
+    assert partial.status_code == 206
+    assert partial.content == whole[100:200]
+    assert partial.headers["content-range"] == f"bytes 100-199/{len(whole)}"
+    head = httpx.head(link)
+    assert head.status_code == 200 and int(head.headers["content-length"]) == len(whole)
+
+    split = urlsplit(link)
+    query = {k: v[0] for k, v in parse_qs(split.query).items()}
+    base = f"{split.scheme}://{split.netloc}"
+    forged_expiry = {**query, "expires": str(int(query["expires"]) + 10)}
+    for bad in (
+        f"{base}{split.path}?{urlencode(forged_expiry)}",
+        f"{base}{split.path}",
+        f"{base}{split.path.replace(task['id'], 'task-unified-1-aaaaaaaa')}?{split.query}",
+    ):
+        refused = httpx.get(bad)
+        assert refused.status_code == 403, bad
+        assert refused.json()["error"]["type"] == "permission_error"
+
+    # each read of the task signs afresh; both links work
+    time.sleep(1.1)
+    fresh = client.get(f"/v1/tasks/{task['id']}").json()["results"][0]
+    assert fresh != link
+    assert httpx.get(fresh).status_code == 200
+
+
+def test_expired_link_is_410(refserver: RefServer, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", refserver, link_ttl_seconds=1)
+    from r2v.bootstrap import build_runtime
+
+    runtime = build_runtime(settings)
+    try:
+        headers = {"Authorization": f"Bearer {runtime.keys.create('t').secret}"}
+        with LiveServer(runtime) as server:
+            client = httpx.Client(base_url=server.url, headers=headers, timeout=30)
+            task = run_task(
+                client,
+                {"model": FAST, "prompt": "fog", "resolution": "480p", "duration": 4},
+            )
+            link = task["results"][0]
+            assert httpx.get(link).status_code == 200
+            time.sleep(2.1)
+            expired = httpx.get(link)
+            assert expired.status_code == 410
+            assert "expired" in expired.json()["error"]["message"]
+    finally:
+        runtime.close()
+
+
+def test_another_key_cannot_see_a_task(client: httpx.Client, runtime: Runtime) -> None:
+    task = run_task(client, {"model": FAST, "prompt": "dunes", "resolution": "480p", "duration": 4})
+    other = {"Authorization": f"Bearer {runtime.keys.create('intruder').secret}"}
+    response = client.get(f"/v1/tasks/{task['id']}", headers=other)
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("field", "name", "code", "fragment"),
+    [
+        ("image_urls", "missing.jpg", "reference_fetch_failed", "HTTP 404"),
+        ("image_urls", "page.jpg", "reference_invalid", "not a supported format"),
+        ("image_urls", "clip-as.jpg", "reference_invalid", "a video"),
+        ("image_urls", "broken.png", "reference_invalid", "image_urls[0]"),
+        ("video_urls", "photo.jpg", "reference_invalid", "an image"),
+        ("video_urls", "short.mp4", "reference_invalid", "at least 2 s"),
+        ("audio_urls", "long.wav", "reference_invalid", "at most 15 s"),
+    ],
+)
+def test_bad_references_fail_the_task_with_a_code(
+    client: httpx.Client, refserver: RefServer, field: str, name: str, code: str, fragment: str
+) -> None:
+    payload: dict[str, Any] = {
+        "model": FAST,
+        "prompt": "use the references",
+        "resolution": "480p",
+        "duration": 4,
+        field: [refserver.file_url(name)],
+    }
+    if field == "audio_urls":
+        payload["image_urls"] = [refserver.file_url("photo.jpg")]
+    task = run_task(client, payload)
+    assert task["status"] == "failed", task
+    assert task["error"]["code"] == code
+    assert fragment in task["error"]["message"]
+    assert field in task["error"]["message"]
+    assert "results" not in task
+
+
+def test_private_hosts_are_refused_unless_allow_listed(
+    tmp_path: Path, refserver: RefServer
+) -> None:
+    from r2v.bootstrap import build_runtime
+
+    settings: Settings = make_settings(tmp_path / "data", refserver, fetch_allow_hosts=[])
+    runtime = build_runtime(settings)
+    try:
+        headers = {"Authorization": f"Bearer {runtime.keys.create('t').secret}"}
+        with LiveServer(runtime) as server:
+            client = httpx.Client(base_url=server.url, headers=headers, timeout=30)
+            task = run_task(
+                client,
+                {
+                    "model": FAST,
+                    "prompt": "@Image1",
+                    "image_urls": [refserver.file_url("photo.jpg")],
+                    "duration": 4,
+                },
+            )
+        assert task["status"] == "failed"
+        assert task["error"]["code"] == "reference_fetch_failed"
+        assert "private" in task["error"]["message"]
+    finally:
+        runtime.close()
+
+
+def test_the_server_keeps_serving_after_failures(
+    client: httpx.Client, refserver: RefServer
+) -> None:
+    failed = run_task(
+        client,
+        {"model": FAST, "prompt": "x", "image_urls": [refserver.file_url("page.jpg")]},
+    )
+    assert failed["status"] == "failed"
+    ok = run_task(
+        client, {"model": FAST, "prompt": "calm sea", "resolution": "480p", "duration": 4}
+    )
+    assert ok["status"] == "completed"
+    assert client.get("/healthz").status_code == 200

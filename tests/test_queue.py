@@ -1,0 +1,193 @@
+"""The task row as the queue, on a real SQLite file: claim, lease, fencing, reaper, retention."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from r2v.bootstrap import open_store
+from r2v.db.connect import Database
+from r2v.db.store import SqlStore
+from r2v.protocol import CreateVideoRequest, TaskStatus
+from r2v.settings import Settings
+from r2v.storage.local import LocalBlobStore
+from r2v.tasks.links import LinkSigner
+from r2v.tasks.service import TaskService
+from r2v.worker import Housekeeper
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlStore]:
+    database: Database
+    database, sql = open_store(Settings(data_dir=tmp_path))
+    yield sql
+    database.dispose()
+
+
+@pytest.fixture
+def service(store: SqlStore, tmp_path: Path) -> TaskService:
+    blobs = LocalBlobStore(tmp_path / "results")
+    return TaskService(store, blobs, LinkSigner(b"k" * 32, 3600), lambda _request: 10)
+
+
+def new_task(service: TaskService, key_id: str = "key_a") -> str:
+    request = CreateVideoRequest(model="seedance-2.0-reference-to-video", prompt="a quiet lake")
+    return service.create(key_id, request).id
+
+
+def test_migrations_are_idempotent(tmp_path: Path) -> None:
+    for _ in range(2):
+        database, _store = open_store(Settings(data_dir=tmp_path))
+        database.dispose()
+    journal = tmp_path / "r2v.db"
+    assert journal.exists()
+
+
+def test_concurrent_claims_take_each_task_exactly_once(
+    store: SqlStore, service: TaskService
+) -> None:
+    created = {new_task(service) for _ in range(40)}
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def claimer(n: int) -> None:
+        while (record := store.claim(f"worker-{n}", 30, time.time())) is not None:
+            with lock:
+                claimed.append(record.id)
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert Counter(claimed) == Counter(created)
+    for task_id in created:
+        record = store.get(task_id)
+        assert record is not None
+        assert record.status is TaskStatus.PROCESSING and record.attempt == 1
+
+
+def test_claim_takes_the_oldest_pending_first(store: SqlStore, service: TaskService) -> None:
+    first = new_task(service)
+    time.sleep(0.01)
+    new_task(service)
+    record = store.claim("w", 30, time.time())
+    assert record is not None and record.id == first
+
+
+def test_fencing_refuses_writes_of_a_stale_attempt(store: SqlStore, service: TaskService) -> None:
+    task_id = new_task(service)
+    now = time.time()
+    first = store.claim("w1", lease_seconds=1, now=now)
+    assert first is not None and first.attempt == 1
+    assert store.set_progress(task_id, 1, 40)
+    # the lease runs out; the reaper hands the task to another worker
+    assert store.reap(now + 2, max_attempts=3).requeued == (task_id,)
+    second = store.claim("w2", lease_seconds=30, now=now + 2)
+    assert second is not None and second.id == task_id and second.attempt == 2
+    # the first worker wakes up: nothing it writes lands
+    assert not store.heartbeat(task_id, 1, now + 60)
+    assert not store.set_progress(task_id, 1, 90)
+    assert not store.complete(
+        task_id, 1, result_key="x", video_duration=5, now=now, result_expires_at=now + 10
+    )
+    assert not store.fail(task_id, 1, code="generation_failed", message="x", now=now)
+    record = store.get(task_id)
+    assert record is not None
+    assert record.status is TaskStatus.PROCESSING and record.lease_owner == "w2"
+    # progress survived the requeue and never went down
+    assert record.progress == 40
+    assert store.complete(
+        task_id, 2, result_key="k", video_duration=5, now=now, result_expires_at=now + 10
+    )
+    done = store.get(task_id)
+    assert done is not None and done.status is TaskStatus.COMPLETED and done.progress == 100
+
+
+def test_progress_only_rises(store: SqlStore, service: TaskService) -> None:
+    task_id = new_task(service)
+    store.claim("w", 30, time.time())
+    assert store.set_progress(task_id, 1, 55)
+    assert store.set_progress(task_id, 1, 20)
+    record = store.get(task_id)
+    assert record is not None and record.progress == 55
+
+
+def test_reaper_fails_a_task_out_of_attempts(store: SqlStore, service: TaskService) -> None:
+    task_id = new_task(service)
+    now = time.time()
+    for attempt in range(1, 4):
+        claimed = store.claim("w", 1, now)
+        assert claimed is not None and claimed.attempt == attempt
+        now += 2
+        outcome = store.reap(now, max_attempts=3)
+    assert outcome.failed == (task_id,)
+    record = store.get(task_id)
+    assert record is not None
+    assert record.status is TaskStatus.FAILED
+    assert record.error_code == "service_error"
+    assert "3 times" in (record.error_message or "")
+    assert store.claim("w", 1, now) is None
+
+
+def test_a_live_lease_is_not_reaped(store: SqlStore, service: TaskService) -> None:
+    task_id = new_task(service)
+    now = time.time()
+    store.claim("w", 10, now)
+    assert store.heartbeat(task_id, 1, now + 20)
+    assert store.reap(now + 15, max_attempts=3).requeued == ()
+
+
+def test_fail_without_attempt_only_touches_unfinished_tasks(
+    store: SqlStore, service: TaskService
+) -> None:
+    task_id = new_task(service)
+    assert store.fail(task_id, None, code="request_cancelled", message="x", now=time.time())
+    assert not store.fail(task_id, None, code="other", message="y", now=time.time())
+    record = store.get(task_id)
+    assert record is not None and record.error_code == "request_cancelled"
+
+
+def test_retention_deletes_results_and_stale_workspaces(
+    store: SqlStore, service: TaskService, tmp_path: Path
+) -> None:
+    blobs = LocalBlobStore(tmp_path / "results")
+    workspaces = tmp_path / "work"
+    task_id = new_task(service)
+    now = time.time()
+    store.claim("w", 30, now)
+    source = tmp_path / "out.mp4"
+    source.write_bytes(b"video")
+    blobs.put(f"{task_id}/video.mp4", source)
+    store.complete(
+        task_id,
+        1,
+        result_key=f"{task_id}/video.mp4",
+        video_duration=5,
+        now=now,
+        result_expires_at=now + 100,
+    )
+    leftover = workspaces / "task-unified-1-deadbeef"
+    leftover.mkdir(parents=True)
+    busy = workspaces / new_task(service)
+    busy.mkdir()
+
+    Housekeeper(
+        store, blobs, workspaces, max_attempts=3, stale_workspace_seconds=0, clock=lambda: now + 50
+    ).sweep()
+    assert blobs.local_path(f"{task_id}/video.mp4") is not None
+    assert not leftover.exists()
+    assert busy.exists()  # its task is still pending
+
+    Housekeeper(
+        store, blobs, workspaces, max_attempts=3, stale_workspace_seconds=0, clock=lambda: now + 101
+    ).sweep()
+    assert blobs.local_path(f"{task_id}/video.mp4") is None
+    record = store.get(task_id)
+    assert record is not None and record.result_key is None
+    assert record.status is TaskStatus.COMPLETED
