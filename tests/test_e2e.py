@@ -122,6 +122,27 @@ def test_adaptive_ratio_and_auto_duration_follow_the_references(
     assert abs(summary.video_duration - 4.0) <= 1 / 24
 
 
+def test_mov_video_with_wav_audio_and_adaptive_ratio_from_the_video(
+    client: httpx.Client, refserver: RefServer, tmp_path: Path
+) -> None:
+    task = run_task(
+        client,
+        {
+            "model": FAST,
+            "prompt": "@Video1 with @Audio1 over it",
+            "video_urls": [refserver.file_url("clip.mov")],
+            "audio_urls": [refserver.file_url("tone.wav")],
+            "resolution": "480p",
+            "duration": 5,
+        },
+    )
+    assert task["status"] == "completed", task
+    summary = decode_summary(download(task["results"][0], tmp_path / "out.mp4"))
+    assert (summary.width, summary.height) == (560, 752)  # the 240x320 clip is 3:4
+    assert summary.video_frames == 120
+    assert summary.has_audio and abs(summary.audio_duration - 5.0) <= 1 / 24
+
+
 def test_result_links_support_range_and_refuse_tampering(
     client: httpx.Client, refserver: RefServer
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -40,12 +41,15 @@ def new_task(service: TaskService, key_id: str = "key_a") -> str:
     return service.create(key_id, request).id
 
 
-def test_migrations_are_idempotent(tmp_path: Path) -> None:
+def test_migrations_are_idempotent_and_use_wal(tmp_path: Path) -> None:
     for _ in range(2):
         database, _store = open_store(Settings(data_dir=tmp_path))
         database.dispose()
-    journal = tmp_path / "r2v.db"
-    assert journal.exists()
+    with sqlite3.connect(tmp_path / "r2v.db") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"tasks", "api_keys", "ix_tasks_status_created"} <= tables
 
 
 def test_concurrent_claims_take_each_task_exactly_once(
