@@ -1,8 +1,18 @@
-"""Print the README's settings table from the `Settings` model (the one source of truth)."""
+"""The README's settings table, from the `Settings` model (the one source of truth).
+
+`python scripts/settings_table.py` prints it; `--write` puts it into README.md.
+"""
 
 from __future__ import annotations
 
+import re
+import sys
+from pathlib import Path
+
 from r2v.settings import Settings
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+MARKED = re.compile(r"(<!-- settings:begin -->\n).*?(\n<!-- settings:end -->)", re.S)
 
 
 def settings_table() -> str:
@@ -19,4 +29,8 @@ def settings_table() -> str:
 
 
 if __name__ == "__main__":
-    print(settings_table())
+    if "--write" in sys.argv:
+        text = README.read_text()
+        README.write_text(MARKED.sub(lambda m: m.group(1) + settings_table() + m.group(2), text))
+    else:
+        print(settings_table())

@@ -227,3 +227,30 @@ def decoded_frames(path: Path, every: int = 1) -> list[NDArray[np.uint8]]:
             if index % every == 0:
                 frames.append(frame.to_ndarray(format="rgb24"))  # type: ignore[arg-type]
     return frames
+
+
+def pad_to(path: Path, size: int) -> Path:
+    """Grow a media file to exactly `size` bytes with padding its format ignores.
+
+    MP4/MOV get a trailing `free` box; MP3 a leading ID3v2 tag of padding; JPEG and PNG
+    trailing zero bytes, which their decoders never read.
+    """
+    data = path.read_bytes()
+    extra = size - len(data)
+    if extra < 0:
+        raise ValueError(f"{path.name} is already {len(data)} bytes")
+    if data[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide"):
+        if 0 < extra < 8:
+            raise ValueError("an MP4 box needs at least 8 bytes")
+        padding = (extra.to_bytes(4, "big") + b"free" + bytes(extra - 8)) if extra else b""
+    elif path.suffix == ".mp3":
+        if 0 < extra < 10:
+            raise ValueError("an ID3v2 tag needs at least 10 bytes")
+        body = extra - 10
+        syncsafe = bytes((body >> shift) & 0x7F for shift in (21, 14, 7, 0))
+        path.write_bytes(b"ID3\x04\x00\x00" + syncsafe + bytes(body) + data if extra else data)
+        return path
+    else:
+        padding = bytes(extra)
+    path.write_bytes(data + padding)
+    return path

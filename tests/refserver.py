@@ -7,6 +7,7 @@ Paths:
 - `/stream?bytes=N`: N bytes with no Content-Length (the length is only known at the end).
 - `/lie?bytes=N&claim=M`: Content-Length M but N bytes of body, closing after them.
 - `/drip?seconds=S`: one byte every 0.2 s for S seconds.
+- `/hang?seconds=S`: nothing at all for S seconds, then an empty answer.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b"\xff\xd8\xff" + b"\0" * (int(query["bytes"]) - 3))
             self.close_connection = True
+        elif parts.path == "/hang":
+            time.sleep(float(query["seconds"]))  # headers never come in time
+            self._empty(200)
         elif parts.path == "/drip":
             self.send_response(200)
             self.send_header("Connection", "close")
@@ -88,6 +92,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class RefServer(ThreadingHTTPServer):
     daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients that hang up early (as the fetcher does on purpose) are not news
 
     def __init__(self, root: Path) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -10,8 +13,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
-from r2v.bootstrap import Runtime
-from r2v.settings import Settings
+from r2v.bootstrap import Runtime, build_runtime
+from r2v.refs.fetch import is_public
 from tests.conftest import LiveServer, make_settings, wait_for
 from tests.mediafiles import decode_summary
 from tests.refserver import RefServer
@@ -189,8 +192,6 @@ def test_result_links_support_range_and_refuse_tampering(
 
 def test_expired_link_is_410(refserver: RefServer, tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data", refserver, link_ttl_seconds=1)
-    from r2v.bootstrap import build_runtime
-
     runtime = build_runtime(settings)
     try:
         headers = {"Authorization": f"Bearer {runtime.keys.create('t').secret}"}
@@ -249,31 +250,56 @@ def test_bad_references_fail_the_task_with_a_code(
     assert "results" not in task
 
 
-def test_private_hosts_are_refused_unless_allow_listed(
-    tmp_path: Path, refserver: RefServer
-) -> None:
-    from r2v.bootstrap import build_runtime
-
-    settings: Settings = make_settings(tmp_path / "data", refserver, fetch_allow_hosts=[])
-    runtime = build_runtime(settings)
+@pytest.fixture
+def strict_client(tmp_path: Path, refserver: RefServer) -> Iterator[httpx.Client]:
+    """A live server whose allow-list is empty: every private address is refused."""
+    runtime = build_runtime(make_settings(tmp_path / "data", refserver, fetch_allow_hosts=[]))
     try:
         headers = {"Authorization": f"Bearer {runtime.keys.create('t').secret}"}
         with LiveServer(runtime) as server:
-            client = httpx.Client(base_url=server.url, headers=headers, timeout=30)
-            task = run_task(
-                client,
-                {
-                    "model": FAST,
-                    "prompt": "@Image1",
-                    "image_urls": [refserver.file_url("photo.jpg")],
-                    "duration": 4,
-                },
-            )
-        assert task["status"] == "failed"
-        assert task["error"]["code"] == "reference_fetch_failed"
-        assert "private" in task["error"]["message"]
+            yield httpx.Client(base_url=server.url, headers=headers, timeout=30)
     finally:
         runtime.close()
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "[::1]", "2130706433", "0x7f.1", "localhost", "10.1.2.3", "169.254.169.254"],
+)
+def test_private_literal_hosts_are_refused_at_create(
+    strict_client: httpx.Client, host: str
+) -> None:
+    response = strict_client.post(
+        "/v1/videos/generations",
+        json={"model": FAST, "prompt": "@Image1", "image_urls": [f"http://{host}:8080/a.jpg"]},
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "image_urls"
+    assert "image_urls[0]" in error["message"] and "private" in error["message"]
+
+
+def test_names_resolving_to_private_addresses_fail_at_fetch(
+    strict_client: httpx.Client, refserver: RefServer
+) -> None:
+    # this machine's own name resolves to one of its private addresses
+    host = socket.gethostname()
+    resolved = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    assert resolved and not any(is_public(ipaddress.ip_address(a)) for a in resolved), resolved
+    port = refserver.host_port.rsplit(":", 1)[1]
+    hits_before = len(refserver.hits)
+    task = run_task(
+        strict_client,
+        {
+            "model": FAST,
+            "prompt": "@Image1",
+            "image_urls": [f"http://{host}:{port}/files/photo.jpg"],
+        },
+    )
+    assert task["status"] == "failed"
+    assert task["error"]["code"] == "reference_fetch_failed"
+    assert "private" in task["error"]["message"]
+    assert refserver.hits[hits_before:] == [], "nothing was requested from the private host"
 
 
 def test_the_server_keeps_serving_after_failures(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 from pathlib import Path
 
 import pytest
@@ -108,11 +109,41 @@ def test_body_exactly_at_the_cap_passes(
     assert fetched.size == 1_000_000
 
 
-def test_slow_drip_hits_the_deadline(
+def test_slow_drip_hits_the_deadline_on_time(
     fetcher: Fetcher, refserver: RefServer, tmp_path: Path
 ) -> None:
-    with pytest.raises(ReferenceFetchFailed, match="longer than"):
-        fetcher.fetch(refserver.url("/drip?seconds=6"), tmp_path / "x", 1_000_000)
+    # every read gets a byte well within the read timeout: only the deadline can stop it
+    started = time.monotonic()
+    with pytest.raises(ReferenceFetchFailed, match="longer than 2 s"):
+        fetcher.fetch(refserver.url("/drip?seconds=20"), tmp_path / "x", 1_000_000)
+    assert time.monotonic() - started < 2.0 + 1.0
+
+
+def test_a_server_that_never_answers_hits_the_read_timeout(
+    fetcher: Fetcher, refserver: RefServer, tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(ReferenceFetchFailed, match="timed out"):
+        fetcher.fetch(refserver.url("/hang?seconds=10"), tmp_path / "x", 1_000_000)
+    assert time.monotonic() - started < 1.0 + 1.0
+
+
+def test_literal_private_addresses_are_refused_without_a_lookup() -> None:
+    fetcher = Fetcher(["127.0.0.1:9000"])
+    for url in (
+        "http://127.0.0.1:8000/a.jpg",
+        "http://2130706433/a.jpg",
+        "http://0x7f.1/a.jpg",
+        "http://017700000001/a.jpg",
+        "http://[::ffff:7f00:1]/a.jpg",
+        "http://localhost/a.jpg",
+        "http://api.localhost/a.jpg",
+        "http://169.254.169.254/latest/meta-data",
+    ):
+        assert fetcher.refusal(url), url
+    assert fetcher.refusal("http://127.0.0.1:9000/a.jpg") is None  # allow-listed
+    assert fetcher.refusal("https://example.com/a.jpg") is None  # names wait for the fetch
+    assert fetcher.refusal("ftp://example.com/a.jpg")
 
 
 def test_unresolvable_host(tmp_path: Path) -> None:

@@ -46,10 +46,10 @@ def test_migrations_are_idempotent_and_use_wal(tmp_path: Path) -> None:
         database, _store = open_store(Settings(data_dir=tmp_path))
         database.dispose()
     with sqlite3.connect(tmp_path / "r2v.db") as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-    assert {"tasks", "api_keys", "ix_tasks_status_created"} <= tables
+    assert {"tasks", "api_keys", "files", "ix_tasks_status_created"} <= tables
 
 
 def test_concurrent_claims_take_each_task_exactly_once(

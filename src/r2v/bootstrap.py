@@ -13,6 +13,7 @@ import secrets
 import socket
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -23,12 +24,14 @@ from r2v.db.migrate import upgrade
 from r2v.db.store import SqlStore
 from r2v.engines.base import EngineRequest
 from r2v.engines.compositor import CompositorEngine
+from r2v.media.formats import sniff
 from r2v.protocol import FAST_MODEL, STANDARD_MODEL, CreateVideoRequest
 from r2v.refs.fetch import Fetcher, FetchLimits
 from r2v.refs.intake import Intake
 from r2v.refs.probe import Prober
 from r2v.settings import Settings
 from r2v.storage.local import LocalBlobStore
+from r2v.tasks.files import FileService
 from r2v.tasks.keys import CreatedKey, KeyService
 from r2v.tasks.links import LinkSigner
 from r2v.tasks.service import TaskService
@@ -57,6 +60,12 @@ def load_secret(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
+def sniff_kind(path: Path) -> tuple[str, str] | None:
+    """(kind, format) of an allow-listed reference file, judged from its bytes."""
+    found = sniff(path)
+    return (found.kind, found.name) if found else None
+
+
 def open_store(settings: Settings) -> tuple[Database, SqlStore]:
     """The task store, its schema migrated to the newest revision."""
     database = open_database(settings.resolved_database_url)
@@ -81,6 +90,7 @@ class Runtime:
     database: Database
     tasks: TaskService
     keys: KeyService
+    files: FileService
     workers: list[Worker]
     housekeeper: Housekeeper
     wake: threading.Event = field(default_factory=threading.Event)
@@ -134,7 +144,7 @@ def build_runtime(settings: Settings) -> Runtime:
     """Open and wire everything the settings describe; starts no thread."""
     data = settings.data_dir
     database, store = open_store(settings)
-    blobs = LocalBlobStore(data / "results")
+    blobs = LocalBlobStore(data / "blobs")
     workspaces = data / "work"
     routes = model_routes()
     wake = threading.Event()
@@ -154,24 +164,31 @@ def build_runtime(settings: Settings) -> Runtime:
         references = len(request.image_urls) + len(request.video_urls) + len(request.audio_urls)
         return route.engine.estimate_seconds(sample) + FETCH_ESTIMATE_SECONDS * references
 
+    fetcher = Fetcher(
+        settings.fetch_allow_hosts,
+        FetchLimits(
+            connect_timeout=settings.fetch_connect_timeout_seconds,
+            read_timeout=settings.fetch_read_timeout_seconds,
+            deadline=settings.fetch_deadline_seconds,
+        ),
+    )
+    files = FileService(
+        store,
+        blobs,
+        sniff_kind,
+        scratch_dir=data / "incoming",
+        retention_seconds=settings.retention_seconds,
+    )
     tasks = TaskService(
         store,
         blobs,
         LinkSigner(load_secret(settings), settings.link_ttl_seconds),
         estimate,
+        files=files,
+        check_url=fetcher.refusal,
         on_created=wake.set,
     )
-    intake = Intake(
-        Fetcher(
-            settings.fetch_allow_hosts,
-            FetchLimits(
-                connect_timeout=settings.fetch_connect_timeout_seconds,
-                read_timeout=settings.fetch_read_timeout_seconds,
-                deadline=settings.fetch_deadline_seconds,
-            ),
-        ),
-        Prober(settings.probe_timeout_seconds),
-    )
+    intake = Intake(fetcher, Prober(settings.probe_timeout_seconds), files)
     config = WorkerConfig(
         lease_seconds=settings.lease_seconds,
         heartbeat_seconds=settings.heartbeat_seconds,
@@ -190,12 +207,14 @@ def build_runtime(settings: Settings) -> Runtime:
         workspaces,
         max_attempts=settings.max_attempts,
         stale_workspace_seconds=max(60.0, 2 * settings.lease_seconds),
+        sweep_uploads=files.sweep,
     )
     return Runtime(
         settings=settings,
         database=database,
         tasks=tasks,
         keys=KeyService(store),
+        files=files,
         workers=workers,
         housekeeper=housekeeper,
         wake=wake,
@@ -207,8 +226,10 @@ def build_app(runtime: Runtime) -> FastAPI:
     services = ApiServices(
         tasks=runtime.tasks,
         keys=runtime.keys,
+        files=runtime.files,
         public_url=runtime.settings.public_url,
         max_body_bytes=runtime.settings.max_body_bytes,
+        max_upload_bytes=runtime.settings.max_upload_bytes,
     )
     return create_app(services, on_startup=runtime.start, on_shutdown=runtime.stop)
 

@@ -73,6 +73,9 @@ OUTPUT_SIZES: dict[str, dict[str, tuple[int, int]]] = {
 }
 
 TASK_ID_PATTERN = re.compile(r"^task-unified-[0-9]{1,12}-[a-z0-9]{8}$")
+FILE_ID_PATTERN = re.compile(r"^file-[a-z0-9]{24}$")
+# An uploaded file's URL, on whatever host the server was reached at: `…/v1/files/<id>/content`
+_FILE_URL_PATH = re.compile(r"/v1/files/(file-[a-z0-9]{24})/content$")
 
 
 class TaskStatus(StrEnum):
@@ -297,6 +300,25 @@ def url_problem(url: str) -> str | None:
     if not parts.hostname:
         return "has no host"
     return None
+
+
+class FileObject(BaseModel):
+    """EXT: an uploaded reference, as `POST /v1/files` returns it."""
+
+    id: str
+    object: Literal["file"] = "file"
+    url: str = Field(description="Put this in image_urls, video_urls or audio_urls (same key).")
+    bytes: int
+    filename: str | None = None
+    kind: ReferenceKind = Field(description="What the bytes are: image, video or audio.")
+    created_at: int
+    expires_at: int = Field(description="Unix seconds after which the file is deleted.")
+
+
+def uploaded_file_id(url: str) -> str | None:
+    """The file id when `url` names a file uploaded to r2v, else None."""
+    match = _FILE_URL_PATH.search(urlsplit(url).path)
+    return match.group(1) if match else None
 
 
 def is_task_id(value: str) -> bool:

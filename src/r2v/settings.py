@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1_000_000, ge=1024, description="Largest JSON body `POST /v1/videos/generations` takes."
     )
+    max_upload_bytes: int = Field(
+        51_000_000,
+        ge=1024,
+        description="Largest multipart body `POST /v1/files` takes (a 50 MB video and the "
+        "form around it).",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level of the server and workers."
     )

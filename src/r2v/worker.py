@@ -235,12 +235,12 @@ class Worker:
     def _render(self, record: TaskRecord, context: TaskContext) -> None:
         route = self._models[record.model]
         refs = self._intake.gather(
-            record.request, context.workspace, context.stage(FETCH_SHARE).progress
+            record.request, context.workspace, record.key_id, context.stage(FETCH_SHARE).progress
         )
         request = build_engine_request(record, refs, route.preset)
         result = route.engine.generate(request, context.stage(RENDER_SHARE))
         context.check()
-        key = f"{record.id}/video.mp4"
+        key = f"results/{record.id}/video.mp4"
         self._blobs.put(key, result.path)
         now = time.time()
         completed = self._store.complete(
@@ -277,8 +277,10 @@ class Housekeeper:
         *,
         max_attempts: int,
         stale_workspace_seconds: float,
+        sweep_uploads: Callable[[], int] = lambda: 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._sweep_uploads = sweep_uploads
         self._store = store
         self._blobs = blobs
         self._workspaces = workspace_root
@@ -302,6 +304,8 @@ class Housekeeper:
                 self._blobs.delete(key)
                 self._store.forget_result(task_id)
                 log.info("task %s: result deleted after the retention period", task_id)
+        if deleted := self._sweep_uploads():
+            log.info("%d uploaded file(s) deleted after the retention period", deleted)
         if not self._workspaces.is_dir():
             return
         folders = [p for p in self._workspaces.iterdir() if p.is_dir()]

@@ -25,11 +25,15 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class RequestContext:
-    """Gives every request an id (echoed as X-Request-ID) and caps the body size."""
+    """Gives every request an id (echoed as X-Request-ID) and caps the body size.
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    Uploads (`POST /v1/files`) have their own, larger cap; every other body the JSON cap.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_upload_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,9 +44,10 @@ class RequestContext:
         request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
 
+        cap = self.max_upload_bytes if scope["path"] == "/v1/files" else self.max_body_bytes
         declared = headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._too_large(scope, receive, send)
+        if declared.isdigit() and int(declared) > cap:
+            await self._too_large(cap, scope, receive, send)
             return
 
         received = 0
@@ -51,9 +56,9 @@ class RequestContext:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_body_bytes:
+            if received > cap:
                 # FastAPI passes HTTPException through its body parsing untouched
-                raise HTTPException(413, self._too_large_message)
+                raise HTTPException(413, _too_large_message(cap))
             return message
 
         async def send_with_id(message: Message) -> None:
@@ -66,13 +71,13 @@ class RequestContext:
 
         await self.app(scope, counted_receive, send_with_id)
 
-    @property
-    def _too_large_message(self) -> str:
-        return f"the body is larger than {self.max_body_bytes} bytes: send references by URL"
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(413, "request_too_large", self._too_large_message)
+    async def _too_large(self, cap: int, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(413, "request_too_large", _too_large_message(cap))
         await response(scope, receive, send)
+
+
+def _too_large_message(cap: int) -> str:
+    return f"the body is larger than {cap:,} bytes: send large references by URL"
 
 
 def create_app(
@@ -101,5 +106,9 @@ def create_app(
     install_error_handlers(app)
     app.include_router(v1)
     app.include_router(public)
-    app.add_middleware(RequestContext, max_body_bytes=services.max_body_bytes)
+    app.add_middleware(
+        RequestContext,
+        max_body_bytes=services.max_body_bytes,
+        max_upload_bytes=services.max_upload_bytes,
+    )
     return app

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 from fastapi.security import HTTPBearer
 
 from r2v.api.services import ApiServices
-from r2v.protocol import CreateVideoRequest, ErrorBody, TaskObject
+from r2v.protocol import CreateVideoRequest, ErrorBody, FileObject, TaskObject
 from r2v.tasks.ports import ApiKey
 from r2v.tasks.service import poll_after_ms
 
@@ -63,6 +63,30 @@ def get_task(
 ) -> TaskObject:
     """The task; `results` holds a freshly signed download link once completed."""
     return _poll_hint(response, svc.tasks.get(key.id, task_id, svc.base_url(request)))
+
+
+@v1.post("/files", response_model_exclude_none=True)
+def upload_file(
+    request: Request,
+    key: Key,
+    svc: Services,
+    file: Annotated[UploadFile, File(description="A JPEG/PNG/WebP, MP4/MOV or MP3/WAV file.")],
+) -> FileObject:
+    """EXT: upload a local reference; its `url` goes into image/video/audio_urls."""
+    record = svc.files.upload(key.id, file.file, file.filename)
+    return svc.files.to_wire(record, svc.base_url(request))
+
+
+@v1.get("/files/{file_id}", response_model_exclude_none=True)
+def get_file(file_id: str, request: Request, key: Key, svc: Services) -> FileObject:
+    """EXT: an upload's record."""
+    return svc.files.to_wire(svc.files.get(key.id, file_id), svc.base_url(request))
+
+
+@v1.get("/files/{file_id}/content", response_class=FileResponse)
+def get_file_content(file_id: str, key: Key, svc: Services) -> FileResponse:
+    """EXT: an upload's bytes, for the key that uploaded it."""
+    return FileResponse(svc.files.content(key.id, file_id), media_type="application/octet-stream")
 
 
 @public.head("/results/{task_id}/video.mp4", include_in_schema=False)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from r2v.tasks.files import FileService
 from r2v.tasks.keys import KeyService
 from r2v.tasks.service import TaskService
 
@@ -14,8 +15,10 @@ from r2v.tasks.service import TaskService
 class ApiServices:
     tasks: TaskService
     keys: KeyService
+    files: FileService
     public_url: str | None = None
     max_body_bytes: int = 1_000_000
+    max_upload_bytes: int = 51_000_000
 
     def base_url(self, request: Request) -> str:
         """Where clients reach this server: the configured public URL, else the request's."""

@@ -48,3 +48,19 @@ tasks = sa.Table(
     # retention: completed results by expiry
     sa.Index("ix_tasks_result_expires", "result_expires_at"),
 )
+
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("format", sa.String(16), nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("filename", sa.String(255), nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("deleted_at", sa.Float, nullable=True),
+    # retention: live uploads by expiry
+    sa.Index("ix_files_expires", "deleted_at", "expires_at"),
+)

@@ -14,9 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from r2v.db.connect import Database
-from r2v.db.schema import api_keys, tasks
+from r2v.db.schema import api_keys, files, tasks
 from r2v.protocol import CreateVideoRequest, TaskErrorCode, TaskStatus
-from r2v.tasks.ports import ApiKey, ReapOutcome
+from r2v.tasks.ports import ApiKey, FileRecord, ReapOutcome
 from r2v.tasks.record import TaskRecord
 
 PENDING = TaskStatus.PENDING.value
@@ -49,7 +49,7 @@ def _fenced(task_id: str, attempt: int) -> sa.ColumnElement[bool]:
 
 
 class SqlStore:
-    """`TaskStore` and `KeyStore` over SQLAlchemy Core."""
+    """`TaskStore`, `KeyStore` and `FileStore` over SQLAlchemy Core."""
 
     def __init__(self, database: Database) -> None:
         self._db = database
@@ -231,3 +231,29 @@ class SqlStore:
                 .values(revoked_at=now)
             )
         return result.rowcount > 0
+
+    # files -----------------------------------------------------------------------------
+
+    def insert_file(self, record: FileRecord) -> None:
+        with self._db.write.begin() as conn:
+            conn.execute(files.insert().values(**record.__dict__))
+
+    def get_file(self, file_id: str, key_id: str) -> FileRecord | None:
+        query = sa.select(files).where(files.c.id == file_id, files.c.key_id == key_id)
+        with self._db.read.connect() as conn:
+            row = conn.execute(query).first()
+        return FileRecord(**row._mapping) if row is not None else None
+
+    def expired_files(self, now: float, limit: int = 100) -> list[FileRecord]:
+        query = (
+            sa.select(files)
+            .where(files.c.deleted_at.is_(None), files.c.expires_at < now)
+            .order_by(files.c.expires_at)
+            .limit(limit)
+        )
+        with self._db.read.connect() as conn:
+            return [FileRecord(**row._mapping) for row in conn.execute(query)]
+
+    def forget_file(self, file_id: str, now: float) -> None:
+        with self._db.write.begin() as conn:
+            conn.execute(files.update().where(files.c.id == file_id).values(deleted_at=now))

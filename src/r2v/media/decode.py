@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
 from r2v.errors import ReferenceInvalid
-from r2v.media.formats import PILLOW_FORMATS, require
+from r2v.media.formats import PILLOW_FORMATS, open_untrusted, require
 
 RGBFrame = NDArray[np.uint8]
 """An HxWx3 uint8 RGB picture, C-contiguous."""
@@ -107,7 +107,7 @@ class VideoFrameReader:
         fmt = require(path, ("video",))
         self.path = path
         try:
-            self._container = av.open(str(path), "r", format=fmt.demuxer)
+            self._container = open_untrusted(path, fmt)
         except av.error.FFmpegError as error:
             raise ReferenceInvalid(_video_problem(path, error)) from error
         if not self._container.streams.video:
@@ -198,7 +198,7 @@ def decode_audio(
     chunks: list[NDArray[np.float32]] = []
     total = 0
     try:
-        with av.open(str(path), "r", format=fmt.demuxer) as container:
+        with open_untrusted(path, fmt) as container:
             if not container.streams.audio:
                 return np.zeros((channels, 0), dtype=np.float32)
             resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import av
+import av.container
+
 from r2v.errors import ReferenceInvalid
 
 FormatName = Literal["jpeg", "png", "webp", "mp4", "mp3", "wav"]
@@ -45,6 +48,11 @@ PILLOW_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP")
 _MP4_ATOMS = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
 
 _SNIFF_BYTES = 64
+
+# Demuxer options for untrusted files: read the one local file and nothing it points at.
+# `protocol_whitelist` stops any nested open (HLS segments, concat lists, data references)
+# from using anything but plain files, and MOV data references stay off.
+_UNTRUSTED_OPTIONS = {"protocol_whitelist": "file", "enable_drefs": "0", "use_absolute_path": "0"}
 
 
 def sniff_bytes(head: bytes) -> Format | None:
@@ -85,3 +93,10 @@ def require(path: Path, kinds: tuple[MediaKind, ...]) -> Format:
         what = f"a {found.kind} ({found.name.upper()})" if found else "not a supported format"
         raise ReferenceInvalid(f"{path.name} is {what}; send one of: {accepted}")
     return found
+
+
+def open_untrusted(path: Path, fmt: Format) -> av.container.InputContainer:
+    """Open an allow-listed audio or video file with its own demuxer and no nested opens."""
+    if fmt.demuxer is None:
+        raise ValueError(f"{fmt.name} is not opened with FFmpeg")
+    return av.open(str(path), "r", format=fmt.demuxer, options=_UNTRUSTED_OPTIONS)

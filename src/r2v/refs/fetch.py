@@ -4,17 +4,23 @@ The host is resolved once and every address it resolves to is vetted; the connec
 goes to the vetted address itself (the name is kept for the Host header and TLS), so a
 second lookup cannot swap in a private address. Redirects are followed by hand, each hop
 vetted again. Bodies stream to disk under a byte cap that holds whatever Content-Length
-claims, within one overall deadline. Proxies from the environment are never used.
+claims. One deadline bounds everything: the lookup, each connect and read, and a watchdog
+that shuts the socket when it passes, so a server dripping a byte at a time gets nowhere.
+Proxies from the environment are never used.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -71,6 +77,41 @@ def is_public(address: IPAddress) -> bool:
     return candidate.is_global and not (candidate.is_multicast or candidate.is_reserved)
 
 
+def literal_address(host: str) -> IPAddress | None:
+    """The address a host names without any lookup, in every form the resolver accepts.
+
+    Besides plain IPv4 and IPv6, that is the legacy numeric forms (`2130706433`, `0x7f.1`,
+    `017700000001`) that `inet_aton` and so `getaddrinfo` read as IPv4.
+    """
+    host = host.strip("[]").split("%")[0]
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
+
+
+def _allow_entry(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _port_of(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ReferenceFetchFailed("only http:// and https:// URLs can be fetched")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise ReferenceFetchFailed("the URL has no host")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise ReferenceFetchFailed("the URL's port is not a number") from exc
+    return parts.scheme, host, port
+
+
 class Fetcher:
     """Downloads http(s) URLs to files, refusing private addresses unless allow-listed."""
 
@@ -85,27 +126,47 @@ class Fetcher:
         self.limits = limits or FetchLimits()
         self._user_agent = user_agent
 
-    def _vet(self, url: str) -> tuple[str, IPAddress, int]:
-        """(host, address to connect to, port) for `url`, or raise when it may not be reached."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise ReferenceFetchFailed("only http:// and https:// URLs can be fetched")
-        host = (parts.hostname or "").lower()
-        if not host:
-            raise ReferenceFetchFailed("the URL has no host")
+    def allowed(self, host: str, port: int) -> bool:
+        """Whether `host:port` is on the allow-list (and so may be private)."""
+        return _allow_entry(host, port) in self._allow
+
+    def refusal(self, url: str) -> str | None:
+        """Why `url` can be refused without any lookup (a private literal address), or None.
+
+        This is what the API can judge at creation; names are judged when fetched.
+        """
         try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError as exc:
-            raise ReferenceFetchFailed("the URL's port is not a number") from exc
+            _scheme, host, port = _port_of(url)
+        except ReferenceFetchFailed as exc:
+            return exc.message
+        if self.allowed(host, port):
+            return None
+        address = literal_address(host)
+        if host == "localhost" or host.endswith(".localhost"):
+            address = ipaddress.ip_address("127.0.0.1")
+        if address is not None and not is_public(address):
+            return f"{host} is a private or reserved address; use a publicly reachable URL"
+        return None
+
+    def _resolve(self, host: str, port: int, deadline: float) -> list[IPAddress]:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="r2v-dns")
+        future = pool.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+        pool.shutdown(wait=False)  # a lookup that hangs finishes on its own, unwaited
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = future.result(timeout=max(0.1, deadline - time.monotonic()))
+        except FutureTimeout as exc:
+            raise ReferenceFetchFailed(f"looking up {host!r} took too long") from exc
         except (OSError, UnicodeError) as exc:
             raise ReferenceFetchFailed(f"the host {host!r} could not be resolved") from exc
-        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+        return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+
+    def _vet(self, url: str, deadline: float) -> tuple[str, IPAddress, int]:
+        """(host, address to connect to, port) for `url`, or raise when it may not be reached."""
+        _scheme, host, port = _port_of(url)
+        addresses = self._resolve(host, port, deadline)
         if not addresses:
             raise ReferenceFetchFailed(f"the host {host!r} has no address")
-        display = f"[{host}]" if ":" in host else host
-        if f"{display}:{port}" not in self._allow and f"{host}:{port}" not in self._allow:
+        if not self.allowed(host, port):
             private = [a for a in addresses if not is_public(a)]
             if private:
                 raise ReferenceFetchFailed(
@@ -116,36 +177,11 @@ class Fetcher:
 
     def fetch(self, url: str, dest: Path, max_bytes: int) -> Fetched:
         """Download `url` into `dest`; raise `ReferenceFetchFailed` or `ReferenceInvalid`."""
-        limits = self.limits
-        deadline = time.monotonic() + limits.deadline
-        timeout = httpx.Timeout(
-            connect=limits.connect_timeout, read=limits.read_timeout, write=10.0, pool=5.0
-        )
-        with httpx.Client(trust_env=False, follow_redirects=False, timeout=timeout) as client:
+        deadline = time.monotonic() + self.limits.deadline
+        with httpx.Client(trust_env=False, follow_redirects=False) as client:
             current = url
-            for _hop in range(limits.max_redirects + 1):
-                host, address, port = self._vet(current)
-                parts = urlsplit(current)
-                literal = f"[{address}]" if address.version == 6 else str(address)
-                target = parts._replace(netloc=f"{literal}:{port}", fragment="").geturl()
-                default_port = 443 if parts.scheme == "https" else 80
-                host_header = parts.hostname or host
-                if ":" in host_header:
-                    host_header = f"[{host_header}]"
-                if port != default_port:
-                    host_header = f"{host_header}:{port}"
-                request = client.build_request(
-                    "GET",
-                    target,
-                    headers={"Host": host_header, "User-Agent": self._user_agent},
-                    extensions={"sni_hostname": host, "timeout": timeout.as_dict()},
-                )
-                try:
-                    response = client.send(request, stream=True)
-                except httpx.TimeoutException as exc:
-                    raise ReferenceFetchFailed(f"timed out connecting to {host}") from exc
-                except httpx.HTTPError as exc:
-                    raise ReferenceFetchFailed(f"could not connect to {host}: {exc}") from exc
+            for _hop in range(self.limits.max_redirects + 1):
+                response = self._send(client, current, deadline)
                 try:
                     if response.status_code in _REDIRECTS and "location" in response.headers:
                         current = urljoin(current, response.headers["location"])
@@ -160,35 +196,99 @@ class Fetcher:
                 finally:
                     response.close()
             raise ReferenceFetchFailed(
-                f"more than {limits.max_redirects} redirects: link the file directly"
+                f"more than {self.limits.max_redirects} redirects: link the file directly"
             )
+
+    def _send(self, client: httpx.Client, url: str, deadline: float) -> httpx.Response:
+        """Send one GET to the vetted address of `url`; the body is left to stream."""
+        host, address, port = self._vet(url, deadline)
+        parts = urlsplit(url)
+        literal = f"[{address}]" if address.version == 6 else str(address)
+        target = parts._replace(netloc=f"{literal}:{port}", fragment="").geturl()
+        host_header = f"[{host}]" if ":" in host else host
+        if port != (443 if parts.scheme == "https" else 80):
+            host_header = f"{host_header}:{port}"
+        left = max(0.1, deadline - time.monotonic())
+        timeout = httpx.Timeout(
+            connect=min(self.limits.connect_timeout, left),
+            read=min(self.limits.read_timeout, left),
+            write=min(10.0, left),
+            pool=min(5.0, left),
+        )
+        request = client.build_request(
+            "GET",
+            target,
+            headers={
+                "Host": host_header,
+                "User-Agent": self._user_agent,
+                # byte caps count what arrives; nobody should have to inflate a bomb
+                "Accept-Encoding": "identity",
+            },
+            extensions={"sni_hostname": host, "timeout": timeout.as_dict()},
+        )
+        try:
+            return client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise ReferenceFetchFailed(f"timed out reaching {host}") from exc
+        except httpx.HTTPError as exc:
+            raise ReferenceFetchFailed(f"could not reach {host}: {exc}") from exc
 
     def _stream(self, response: httpx.Response, dest: Path, max_bytes: int, deadline: float) -> int:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_bytes:
-            raise ReferenceInvalid(_too_large(int(declared), max_bytes))
+            raise ReferenceInvalid(too_large(int(declared), max_bytes))
+        watchdog = _Watchdog(response, deadline)
         size = 0
         try:
-            with dest.open("wb") as out:
-                for chunk in response.iter_bytes(64 * 1024):
+            with watchdog, dest.open("wb") as out:
+                for chunk in response.iter_bytes():
                     size += len(chunk)
                     if size > max_bytes:
-                        raise ReferenceInvalid(_too_large(size, max_bytes, at_least=True))
+                        raise ReferenceInvalid(too_large(size, max_bytes, at_least=True))
                     if time.monotonic() > deadline:
-                        raise ReferenceFetchFailed(
-                            f"the download took longer than {self.limits.deadline:.0f} s: "
-                            "use a faster host or a smaller file"
-                        )
+                        break
                     out.write(chunk)
         except httpx.TimeoutException as exc:
             raise ReferenceFetchFailed(
                 "the server stopped sending the file (read timeout)"
             ) from exc
         except httpx.HTTPError as exc:
-            raise ReferenceFetchFailed(f"the download broke off: {exc}") from exc
+            if not watchdog.fired:
+                raise ReferenceFetchFailed(f"the download broke off: {exc}") from exc
+        if watchdog.fired or time.monotonic() > deadline:
+            raise ReferenceFetchFailed(
+                f"the download took longer than {self.limits.deadline:.0f} s: "
+                "use a faster host or a smaller file"
+            )
         return size
 
 
-def _too_large(size: int, limit: int, *, at_least: bool = False) -> str:
+class _Watchdog:
+    """Shuts the response's socket when the deadline passes, waking a blocked read."""
+
+    def __init__(self, response: httpx.Response, deadline: float) -> None:
+        stream: Any = response.extensions.get("network_stream")
+        self._socket: socket.socket | None = stream.get_extra_info("socket") if stream else None
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self.fired = False
+
+    def _fire(self) -> None:
+        self.fired = True
+        if self._socket is not None:
+            try:
+                self._socket.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed: nothing left to wake
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._timer.cancel()
+
+
+def too_large(size: int, limit: int, *, at_least: bool = False) -> str:
     more = "more than " if at_least else ""
     return f"the file is {more}{size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB"

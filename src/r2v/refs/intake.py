@@ -7,11 +7,13 @@ Every problem fails the task with `reference_fetch_failed` (could not download) 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from r2v.errors import ReferenceInvalid, TaskFailure
+from r2v.errors import ReferenceFetchFailed, ReferenceInvalid, TaskFailure
 from r2v.media.formats import sniff
 from r2v.media.probe import MediaInfo
 from r2v.protocol import (
@@ -23,14 +25,32 @@ from r2v.protocol import (
     MIN_VIDEO_TOTAL_SECONDS,
     CreateVideoRequest,
     ReferenceKind,
+    uploaded_file_id,
 )
-from r2v.refs.fetch import Fetcher
+from r2v.refs.fetch import Fetcher, too_large
 from r2v.refs.probe import Prober
 
+# Larger frames than 4K (DCI) are refused: decoding them costs more than any output needs.
+MAX_VIDEO_SIDE = 4096
 # Containers round durations (MP3 frames, AAC priming): this much over a limit still passes.
 DURATION_TOLERANCE = 0.05
 
 _ACCEPTED = {"image": "JPEG, PNG or WebP", "video": "MP4 or MOV", "audio": "MP3 or WAV"}
+
+
+class Uploads(Protocol):
+    """Files uploaded to r2v itself, read from storage instead of the network."""
+
+    def local_path(self, key_id: str, file_id: str) -> Path | None:
+        """The upload's bytes for this key, or None when unknown, expired or not its own."""
+        ...
+
+
+class NoUploads:
+    """`Uploads` for a deployment that takes none."""
+
+    def local_path(self, key_id: str, file_id: str) -> Path | None:  # noqa: ARG002
+        return None
 
 
 @dataclass(frozen=True)
@@ -64,14 +84,16 @@ def _label(kind: ReferenceKind, position: int, url: str) -> str:
 class Intake:
     """Fetches and checks all references of a request into a workspace."""
 
-    def __init__(self, fetcher: Fetcher, prober: Prober) -> None:
+    def __init__(self, fetcher: Fetcher, prober: Prober, uploads: Uploads | None = None) -> None:
         self._fetcher = fetcher
         self._prober = prober
+        self._uploads = uploads or NoUploads()
 
     def gather(
         self,
         request: CreateVideoRequest,
         workspace: Path,
+        key_id: str,
         on_progress: Callable[[float], None] = lambda _fraction: None,
     ) -> References:
         """Every reference of the request, downloaded into `workspace` and checked."""
@@ -95,7 +117,7 @@ class Intake:
                     # "under 50 MB" for all videos together
                     cap = MAX_VIDEO_TOTAL_BYTES - 1 - video_bytes
                 try:
-                    reference = self._one(kind, position, url, workspace, cap)
+                    reference = self._one(kind, position, url, workspace, key_id, cap)
                 except TaskFailure as exc:
                     if kind == "video" and isinstance(exc, ReferenceInvalid) and video_bytes:
                         exc.message += " (all videos together must stay under 50 MB)"
@@ -109,10 +131,16 @@ class Intake:
         return References(tuple(found["image"]), tuple(found["video"]), tuple(found["audio"]))
 
     def _one(
-        self, kind: ReferenceKind, position: int, url: str, workspace: Path, cap: int
+        self,
+        kind: ReferenceKind,
+        position: int,
+        url: str,
+        workspace: Path,
+        key_id: str,
+        cap: int,
     ) -> Reference:
         dest = workspace / f"{kind}-{position + 1}.ref"
-        fetched = self._fetcher.fetch(url, dest, cap)
+        size = self._obtain(url, dest, key_id, cap)
         fmt = sniff(dest)
         if fmt is None or fmt.kind != kind:
             article = "an" if fmt and fmt.kind[0] in "aeiou" else "a"
@@ -121,6 +149,11 @@ class Intake:
         info = self._prober.probe(dest)
         if kind == "video" and not info.has_video:
             raise ReferenceInvalid("the file has no video stream; send an MP4 or MOV video")
+        if kind == "video" and max(info.width, info.height) > MAX_VIDEO_SIDE:
+            raise ReferenceInvalid(
+                f"the video is {info.width}x{info.height}; send one at most "
+                f"{MAX_VIDEO_SIDE} pixels on its longer side"
+            )
         if kind == "audio":
             if not info.has_audio:
                 raise ReferenceInvalid("the file has no audio stream; send MP3 or WAV audio")
@@ -129,7 +162,27 @@ class Intake:
                     f"the clip is {info.duration:.2f} s long; each audio reference may be at "
                     f"most {MAX_AUDIO_SECONDS:.0f} s: trim it"
                 )
-        return Reference(kind, position + 1, url, dest, fetched.size, info)
+        return Reference(kind, position + 1, url, dest, size, info)
+
+    def _obtain(self, url: str, dest: Path, key_id: str, cap: int) -> int:
+        """Put the reference's bytes at `dest`: from storage for uploads, else the network."""
+        file_id = uploaded_file_id(url)
+        if file_id is None:
+            return self._fetcher.fetch(url, dest, cap).size
+        source = self._uploads.local_path(key_id, file_id)
+        if source is None:
+            raise ReferenceFetchFailed(
+                f"the uploaded file {file_id} has expired or belongs to another key: "
+                "upload it again"
+            )
+        size = source.stat().st_size
+        if size > cap:
+            raise ReferenceInvalid(too_large(size, cap))
+        try:
+            dest.hardlink_to(source)
+        except OSError:
+            shutil.copyfile(source, dest)
+        return size
 
 
 def _check_video_total(videos: list[Reference]) -> None:

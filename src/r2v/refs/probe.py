@@ -1,7 +1,9 @@
 """Probing untrusted media in a child process, so a decoder crash or hang fails one task.
 
-The child runs `python -m r2v.media.probe PATH` with a time limit, an address-space limit
-and an empty environment; whatever it does, the server only reads one line of JSON back.
+The child runs `python -m r2v.media.probe --deep PATH`, which decodes every frame, with a
+time limit, an address-space limit, no core dumps and a bare environment; whatever it does,
+the server only reads one line of JSON back. A file that decoded whole in the child is one
+the renderer can decode in the server process.
 """
 
 from __future__ import annotations
@@ -18,26 +20,29 @@ from r2v.media.probe import MediaInfo
 MEMORY_LIMIT_BYTES = 2 * 1024**3
 
 
-def _limit_child() -> None:  # runs in the child between fork and exec
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
 class Prober:
     """Runs the probe command on a file and returns what it found."""
 
-    def __init__(self, timeout_seconds: float = 30.0) -> None:
+    def __init__(
+        self, timeout_seconds: float = 30.0, memory_limit_bytes: int = MEMORY_LIMIT_BYTES
+    ) -> None:
         self.timeout_seconds = timeout_seconds
+        self.memory_limit_bytes = memory_limit_bytes
+
+    def _limit_child(self) -> None:  # runs in the child between fork and exec
+        limit = self.memory_limit_bytes
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
     def probe(self, path: Path) -> MediaInfo:
         """The file's MediaInfo, or `ReferenceInvalid` saying why it cannot be used."""
         try:
             done = subprocess.run(
-                [sys.executable, "-m", "r2v.media.probe", str(path)],
+                [sys.executable, "-m", "r2v.media.probe", "--deep", str(path)],
                 capture_output=True,
                 timeout=self.timeout_seconds,
                 env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
-                preexec_fn=_limit_child,
+                preexec_fn=self._limit_child,
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:

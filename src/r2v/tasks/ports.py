@@ -27,6 +27,25 @@ class ApiKey:
 
 
 @dataclass(frozen=True)
+class FileRecord:
+    """A reference uploaded with `POST /v1/files`, kept until `expires_at`."""
+
+    id: str
+    key_id: str
+    kind: str
+    format: str
+    bytes: int
+    filename: str | None
+    created_at: float
+    expires_at: float
+    deleted_at: float | None = None
+
+    @property
+    def blob_key(self) -> str:
+        return f"files/{self.id}"
+
+
+@dataclass(frozen=True)
 class ReapOutcome:
     """What one pass of the reaper did."""
 
@@ -112,6 +131,26 @@ class KeyStore(Protocol):
 
     def revoke_key(self, key_id: str, now: float) -> bool:
         """Revoke by id (or name); False when no active key matches."""
+        ...
+
+
+class FileStore(Protocol):
+    """Records of uploaded references."""
+
+    def insert_file(self, record: FileRecord) -> None:
+        """Store a new upload's record."""
+        ...
+
+    def get_file(self, file_id: str, key_id: str) -> FileRecord | None:
+        """The upload, or None when unknown or owned by another key."""
+        ...
+
+    def expired_files(self, now: float, limit: int = 100) -> list[FileRecord]:
+        """Uploads past their expiry that are not yet deleted."""
+        ...
+
+    def forget_file(self, file_id: str, now: float) -> None:
+        """Record that an upload's bytes were deleted."""
         ...
 
 

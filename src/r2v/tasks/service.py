@@ -23,12 +23,16 @@ from r2v.protocol import (
     Usage,
     is_task_id,
     parse_mentions,
+    uploaded_file_id,
 )
+from r2v.tasks.files import FileService
 from r2v.tasks.links import LinkSigner, result_path
 from r2v.tasks.ports import BlobStore, TaskStore
 from r2v.tasks.record import TaskRecord, new_task_id
 
 Estimator = Callable[[CreateVideoRequest], int]
+UrlCheck = Callable[[str], "str | None"]
+"""Why a reference URL can be refused without fetching it (say, a private address), or None."""
 
 
 def check_cross_field_rules(request: CreateVideoRequest) -> None:
@@ -82,9 +86,13 @@ class TaskService:
         signer: LinkSigner,
         estimate: Estimator,
         *,
+        files: FileService | None = None,
+        check_url: UrlCheck = lambda _url: None,
         on_created: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._files = files
+        self._check_url = check_url
         self._store = store
         self._blobs = blobs
         self._signer = signer
@@ -95,6 +103,7 @@ class TaskService:
     def create(self, key_id: str, request: CreateVideoRequest) -> TaskObject:
         """Validate what needs no download, store a pending task and wake a worker."""
         check_cross_field_rules(request)
+        self._check_references(key_id, request)
         now = self._clock()
         seed = request.seed if request.seed != AUTO_SEED else secrets.randbelow(2**31)
         record = TaskRecord(
@@ -113,6 +122,25 @@ class TaskService:
         self._store.insert(record)
         self._on_created()
         return self.to_wire(record, base_url="")
+
+    def _check_references(self, key_id: str, request: CreateVideoRequest) -> None:
+        """Refuse references that need no download to judge: private literal addresses,
+        and uploads that are not this key's, have expired, or are of the wrong kind."""
+        for kind, urls in (
+            ("image", request.image_urls),
+            ("video", request.video_urls),
+            ("audio", request.audio_urls),
+        ):
+            for position, url in enumerate(urls):
+                file_id = uploaded_file_id(url)
+                if file_id is not None and self._files is not None:
+                    problem = self._files.problem(key_id, file_id, kind)
+                else:
+                    problem = self._check_url(url)
+                if problem:
+                    raise InvalidRequest(
+                        f"{kind}_urls[{position}]: {problem}", param=f"{kind}_urls"
+                    )
 
     def get(self, key_id: str, task_id: str, base_url: str) -> TaskObject:
         """The caller's task, with a freshly signed link when completed."""

@@ -1,0 +1,161 @@
+"""Uploaded references (`POST /v1/files`): stored, checked, usable by the key that sent them.
+
+An upload's URL, `<server>/v1/files/<id>/content`, goes into `image_urls`, `video_urls` or
+`audio_urls` like any other; the worker reads it from the blob store instead of the network,
+and only for the key that uploaded it. Uploads expire after the retention period.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from r2v.errors import InvalidRequest, NotFound, PayloadTooLarge
+from r2v.protocol import (
+    FILE_ID_PATTERN,
+    MAX_AUDIO_BYTES,
+    MAX_IMAGE_BYTES,
+    MAX_VIDEO_TOTAL_BYTES,
+    FileObject,
+)
+from r2v.tasks.ports import BlobStore, FileRecord, FileStore
+
+Sniffer = Callable[[Path], "tuple[str, str] | None"]
+"""Tells (kind, format) of a file from its bytes, or None when it is no allowed format."""
+
+# Largest upload of each kind: the per-reference limits of the API ("under 50 MB" for video).
+MAX_UPLOAD_BYTES = {
+    "image": MAX_IMAGE_BYTES,
+    "video": MAX_VIDEO_TOTAL_BYTES - 1,
+    "audio": MAX_AUDIO_BYTES,
+}
+_ALPHABET = string.ascii_lowercase + string.digits
+_COPY_CHUNK = 1024 * 1024
+
+
+def new_file_id() -> str:
+    return "file-" + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+
+
+class FileService:
+    """Takes uploads, shows them to their key, and resolves their URLs for the worker."""
+
+    def __init__(
+        self,
+        store: FileStore,
+        blobs: BlobStore,
+        sniff: Sniffer,
+        *,
+        scratch_dir: Path,
+        retention_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._sniff = sniff
+        self._scratch = scratch_dir
+        self._retention = retention_seconds
+        self._clock = clock
+
+    def upload(self, key_id: str, stream: BinaryIO, filename: str | None) -> FileRecord:
+        """Store an uploaded reference after checking its real type and size."""
+        self._scratch.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=self._scratch, delete=False) as out:
+            partial = Path(out.name)
+            size = 0
+            while chunk := stream.read(_COPY_CHUNK):
+                size += len(chunk)
+                if size > max(MAX_UPLOAD_BYTES.values()):
+                    break
+                out.write(chunk)
+        try:
+            sniffed = self._sniff(partial) if size else None
+            if sniffed is None:
+                raise InvalidRequest(
+                    "the file is not a supported reference: upload a JPEG, PNG or WebP image, "
+                    "an MP4 or MOV video, or an MP3 or WAV audio file",
+                    param="file",
+                )
+            kind, fmt = sniffed
+            if size > MAX_UPLOAD_BYTES[kind]:
+                raise PayloadTooLarge(
+                    f"a {kind} reference may be at most {MAX_UPLOAD_BYTES[kind] / 1e6:.0f} MB",
+                    param="file",
+                )
+            now = self._clock()
+            record = FileRecord(
+                id=new_file_id(),
+                key_id=key_id,
+                kind=kind,
+                format=fmt,
+                bytes=size,
+                filename=(filename or None) and Path(filename).name[:200],
+                created_at=now,
+                expires_at=now + self._retention,
+            )
+            self._blobs.put(record.blob_key, partial)
+            self._store.insert_file(record)
+            return record
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def get(self, key_id: str, file_id: str) -> FileRecord:
+        """The key's upload, while it has not expired."""
+        record = self._store.get_file(file_id, key_id) if FILE_ID_PATTERN.match(file_id) else None
+        if record is None or record.deleted_at is not None or record.expires_at < self._clock():
+            raise NotFound(f"no uploaded file {file_id} for this API key", code="file_not_found")
+        return record
+
+    def content(self, key_id: str, file_id: str) -> Path:
+        """The stored bytes of the key's upload."""
+        path = self._blobs.local_path(self.get(key_id, file_id).blob_key)
+        if path is None:
+            raise NotFound(f"the content of {file_id} is gone", code="file_not_found")
+        return path
+
+    def local_path(self, key_id: str, file_id: str) -> Path | None:
+        """The upload's bytes on local disk for the worker, or None when not usable."""
+        try:
+            return self.content(key_id, file_id)
+        except NotFound:
+            return None
+
+    def problem(self, key_id: str, file_id: str, kind: str) -> str | None:
+        """Why the key may not use this upload as a `kind` reference, or None."""
+        try:
+            record = self.get(key_id, file_id)
+        except NotFound as exc:
+            return exc.message + " (uploads expire after the retention period)"
+        if record.kind != kind:
+            article = "an" if record.kind[0] in "aeiou" else "a"
+            return f"{file_id} is {article} {record.kind} file: put it in {record.kind}_urls"
+        return None
+
+    def sweep(self, now: float | None = None) -> int:
+        """Delete uploads past their expiry (as of `now`); how many were deleted."""
+        now = self._clock() if now is None else now
+        count = 0
+        while expired := self._store.expired_files(now):
+            for record in expired:
+                self._blobs.delete(record.blob_key)
+                self._store.forget_file(record.id, now)
+                count += 1
+        return count
+
+    @staticmethod
+    def to_wire(record: FileRecord, base_url: str) -> FileObject:
+        """The one translation from a file record to the wire file object."""
+        return FileObject(
+            id=record.id,
+            url=f"{base_url.rstrip('/')}/v1/files/{record.id}/content",
+            bytes=record.bytes,
+            filename=record.filename,
+            kind=record.kind,
+            created_at=int(record.created_at),
+            expires_at=int(record.expires_at),
+        )
