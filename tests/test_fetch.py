@@ -95,6 +95,14 @@ def test_declared_oversize_is_refused_before_download(
         fetcher.fetch(refserver.url("/lie?bytes=100&claim=5000000"), tmp_path / "x", 1_000_000)
 
 
+def test_a_body_longer_than_its_content_length_is_cut_at_the_length(
+    fetcher: Fetcher, refserver: RefServer, tmp_path: Path
+) -> None:
+    # HTTP framing ends the body at the declared length; whatever follows is never read
+    fetched = fetcher.fetch(refserver.url("/lie?bytes=3000000&claim=1000"), tmp_path / "x", 5000)
+    assert fetched.size == 1000 == fetched.path.stat().st_size
+
+
 def test_body_over_the_cap_without_length_is_cut_off(
     fetcher: Fetcher, refserver: RefServer, tmp_path: Path
 ) -> None:
