@@ -10,35 +10,52 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 
 from r2v.bootstrap import open_store
 from r2v.db.connect import Database
+from r2v.db.keys import SqlKeyStore
+from r2v.db.migrate import MIGRATIONS
 from r2v.db.store import SqlStore
 from r2v.protocol import CreateVideoRequest, TaskStatus
 from r2v.settings import Settings
 from r2v.storage.local import LocalBlobStore
+from r2v.tasks.keys import KeyService
 from r2v.tasks.links import LinkSigner
+from r2v.tasks.ports import ApiKey, KeyLimits
 from r2v.tasks.service import TaskService
 from r2v.worker import Housekeeper
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStore]:
-    database: Database
-    database, sql = open_store(Settings(data_dir=tmp_path))
-    yield sql
+def database(tmp_path: Path) -> Iterator[Database]:
+    database, _sql = open_store(Settings(data_dir=tmp_path))
+    yield database
     database.dispose()
+
+
+@pytest.fixture
+def store(database: Database) -> SqlStore:
+    return SqlStore(database)
 
 
 @pytest.fixture
 def service(store: SqlStore, tmp_path: Path) -> TaskService:
     blobs = LocalBlobStore(tmp_path / "results")
-    return TaskService(store, blobs, LinkSigner(b"k" * 32, 3600), lambda _request: 10)
+    roomy = KeyLimits(rate_per_minute=10_000, burst=1000, max_unfinished=1000)
+    return TaskService(
+        store, blobs, LinkSigner(b"k" * 32, 3600), lambda _request: 10, limits_of=lambda _k: roomy
+    )
 
 
-def new_task(service: TaskService, key_id: str = "key_a") -> str:
+@pytest.fixture
+def owner(database: Database) -> ApiKey:
+    return KeyService(SqlKeyStore(database)).create("queue").key
+
+
+def new_task(service: TaskService, owner: ApiKey) -> str:
     request = CreateVideoRequest(model="seedance-2.0-reference-to-video", prompt="a quiet lake")
-    return service.create(key_id, request).id
+    return service.create(owner, request).id
 
 
 def test_migrations_are_idempotent_and_use_wal(tmp_path: Path) -> None:
@@ -46,16 +63,17 @@ def test_migrations_are_idempotent_and_use_wal(tmp_path: Path) -> None:
         database, _store = open_store(Settings(data_dir=tmp_path))
         database.dispose()
     with sqlite3.connect(tmp_path / "r2v.db") as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        version = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+        assert version == [(ScriptDirectory(str(MIGRATIONS)).get_current_head(),)]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert {"tasks", "api_keys", "files", "ix_tasks_status_created"} <= tables
 
 
 def test_concurrent_claims_take_each_task_exactly_once(
-    store: SqlStore, service: TaskService
+    store: SqlStore, service: TaskService, owner: ApiKey
 ) -> None:
-    created = {new_task(service) for _ in range(40)}
+    created = {new_task(service, owner) for _ in range(40)}
     claimed: list[str] = []
     lock = threading.Lock()
 
@@ -76,16 +94,20 @@ def test_concurrent_claims_take_each_task_exactly_once(
         assert record.status is TaskStatus.PROCESSING and record.attempt == 1
 
 
-def test_claim_takes_the_oldest_pending_first(store: SqlStore, service: TaskService) -> None:
-    first = new_task(service)
+def test_claim_takes_the_oldest_pending_first(
+    store: SqlStore, service: TaskService, owner: ApiKey
+) -> None:
+    first = new_task(service, owner)
     time.sleep(0.01)
-    new_task(service)
+    new_task(service, owner)
     record = store.claim("w", 30, time.time())
     assert record is not None and record.id == first
 
 
-def test_fencing_refuses_writes_of_a_stale_attempt(store: SqlStore, service: TaskService) -> None:
-    task_id = new_task(service)
+def test_fencing_refuses_writes_of_a_stale_attempt(
+    store: SqlStore, service: TaskService, owner: ApiKey
+) -> None:
+    task_id = new_task(service, owner)
     now = time.time()
     first = store.claim("w1", lease_seconds=1, now=now)
     assert first is not None and first.attempt == 1
@@ -113,8 +135,8 @@ def test_fencing_refuses_writes_of_a_stale_attempt(store: SqlStore, service: Tas
     assert done is not None and done.status is TaskStatus.COMPLETED and done.progress == 100
 
 
-def test_progress_only_rises(store: SqlStore, service: TaskService) -> None:
-    task_id = new_task(service)
+def test_progress_only_rises(store: SqlStore, service: TaskService, owner: ApiKey) -> None:
+    task_id = new_task(service, owner)
     store.claim("w", 30, time.time())
     assert store.set_progress(task_id, 1, 55)
     assert store.set_progress(task_id, 1, 20)
@@ -122,8 +144,10 @@ def test_progress_only_rises(store: SqlStore, service: TaskService) -> None:
     assert record is not None and record.progress == 55
 
 
-def test_reaper_fails_a_task_out_of_attempts(store: SqlStore, service: TaskService) -> None:
-    task_id = new_task(service)
+def test_reaper_fails_a_task_out_of_attempts(
+    store: SqlStore, service: TaskService, owner: ApiKey
+) -> None:
+    task_id = new_task(service, owner)
     now = time.time()
     for attempt in range(1, 4):
         claimed = store.claim("w", 1, now)
@@ -139,8 +163,8 @@ def test_reaper_fails_a_task_out_of_attempts(store: SqlStore, service: TaskServi
     assert store.claim("w", 1, now) is None
 
 
-def test_a_live_lease_is_not_reaped(store: SqlStore, service: TaskService) -> None:
-    task_id = new_task(service)
+def test_a_live_lease_is_not_reaped(store: SqlStore, service: TaskService, owner: ApiKey) -> None:
+    task_id = new_task(service, owner)
     now = time.time()
     store.claim("w", 10, now)
     assert store.heartbeat(task_id, 1, now + 20)
@@ -148,9 +172,9 @@ def test_a_live_lease_is_not_reaped(store: SqlStore, service: TaskService) -> No
 
 
 def test_fail_without_attempt_only_touches_unfinished_tasks(
-    store: SqlStore, service: TaskService
+    store: SqlStore, service: TaskService, owner: ApiKey
 ) -> None:
-    task_id = new_task(service)
+    task_id = new_task(service, owner)
     assert store.fail(task_id, None, code="request_cancelled", message="x", now=time.time())
     assert not store.fail(task_id, None, code="other", message="y", now=time.time())
     record = store.get(task_id)
@@ -158,11 +182,11 @@ def test_fail_without_attempt_only_touches_unfinished_tasks(
 
 
 def test_retention_deletes_results_and_stale_workspaces(
-    store: SqlStore, service: TaskService, tmp_path: Path
+    store: SqlStore, service: TaskService, owner: ApiKey, tmp_path: Path
 ) -> None:
     blobs = LocalBlobStore(tmp_path / "results")
     workspaces = tmp_path / "work"
-    task_id = new_task(service)
+    task_id = new_task(service, owner)
     now = time.time()
     store.claim("w", 30, now)
     source = tmp_path / "out.mp4"
@@ -178,7 +202,7 @@ def test_retention_deletes_results_and_stale_workspaces(
     )
     leftover = workspaces / "task-unified-1-deadbeef"
     leftover.mkdir(parents=True)
-    busy = workspaces / new_task(service)
+    busy = workspaces / new_task(service, owner)
     busy.mkdir()
 
     Housekeeper(

@@ -12,6 +12,8 @@ import os
 import secrets
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +22,10 @@ from fastapi import FastAPI
 from r2v.api import create_app
 from r2v.api.services import ApiServices
 from r2v.db.connect import Database, open_database
+from r2v.db.keys import SqlKeyStore
 from r2v.db.migrate import upgrade
 from r2v.db.store import SqlStore
+from r2v.db.webhooks import SqlWebhookStore
 from r2v.engines.base import EngineRequest
 from r2v.engines.compositor import CompositorEngine
 from r2v.media.formats import sniff
@@ -34,7 +38,9 @@ from r2v.storage.local import LocalBlobStore
 from r2v.tasks.files import FileService
 from r2v.tasks.keys import CreatedKey, KeyService
 from r2v.tasks.links import LinkSigner
+from r2v.tasks.ports import KeyLimits
 from r2v.tasks.service import TaskService
+from r2v.webhooks import WebhookConfig, WebhookSender
 from r2v.worker import Housekeeper, ModelRoute, Worker, WorkerConfig
 
 log = logging.getLogger("r2v")
@@ -93,6 +99,7 @@ class Runtime:
     files: FileService
     workers: list[Worker]
     housekeeper: Housekeeper
+    webhooks: WebhookSender
     wake: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -115,6 +122,11 @@ class Runtime:
                 ),
                 name="housekeeping",
                 daemon=True,
+            )
+        )
+        self._threads.append(
+            threading.Thread(
+                target=self.webhooks.run, args=(self._stop,), name="webhooks", daemon=True
             )
         )
         for thread in self._threads:
@@ -179,13 +191,16 @@ def build_runtime(settings: Settings) -> Runtime:
         scratch_dir=data / "incoming",
         retention_seconds=settings.retention_seconds,
     )
+    keys = key_service(settings, database)
     tasks = TaskService(
         store,
         blobs,
         LinkSigner(load_secret(settings), settings.link_ttl_seconds),
         estimate,
+        limits_of=keys.limits,
         files=files,
         check_url=fetcher.refusal,
+        check_callback=fetcher.callback_refusal,
         on_created=wake.set,
     )
     intake = Intake(fetcher, Prober(settings.probe_timeout_seconds), files)
@@ -213,10 +228,22 @@ def build_runtime(settings: Settings) -> Runtime:
         settings=settings,
         database=database,
         tasks=tasks,
-        keys=KeyService(store),
+        keys=keys,
         files=files,
         workers=workers,
         housekeeper=housekeeper,
+        webhooks=WebhookSender(
+            SqlWebhookStore(database),
+            tasks,
+            keys,
+            fetcher,
+            WebhookConfig(
+                max_attempts=settings.webhook_max_attempts,
+                retry_base_seconds=settings.webhook_retry_base_seconds,
+                timeout_seconds=settings.webhook_timeout_seconds,
+                poll_seconds=settings.poll_interval_seconds,
+            ),
+        ),
         wake=wake,
     )
 
@@ -230,11 +257,26 @@ def build_app(runtime: Runtime) -> FastAPI:
         public_url=runtime.settings.public_url,
         max_body_bytes=runtime.settings.max_body_bytes,
         max_upload_bytes=runtime.settings.max_upload_bytes,
+        sse_keepalive_seconds=runtime.settings.sse_keepalive_seconds,
     )
     return create_app(services, on_startup=runtime.start, on_shutdown=runtime.stop)
 
 
-def key_service(settings: Settings) -> tuple[KeyService, Database]:
-    """The key service alone, for `r2v keys …`; the caller disposes the database."""
-    database, store = open_store(settings)
-    return KeyService(store), database
+@contextmanager
+def open_keys(settings: Settings) -> Iterator[KeyService]:
+    """The key service alone, for `r2v keys …`, over a migrated database."""
+    database, _store = open_store(settings)
+    try:
+        yield key_service(settings, database)
+    finally:
+        database.dispose()
+
+
+def key_service(settings: Settings, database: Database) -> KeyService:
+    """The key service over `database`, with the server's default limits."""
+    defaults = KeyLimits(
+        rate_per_minute=settings.rate_limit_per_minute,
+        burst=settings.rate_limit_burst,
+        max_unfinished=settings.max_unfinished_tasks,
+    )
+    return KeyService(SqlKeyStore(database), defaults)

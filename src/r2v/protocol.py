@@ -270,6 +270,16 @@ class TaskObject(BaseModel):
     usage: Usage
 
 
+class TaskList(BaseModel):
+    """EXT: a page of `GET /v1/tasks`, newest first; pass `last_id` as `after` for the next."""
+
+    object: Literal["list"] = "list"
+    data: list[TaskObject]
+    has_more: bool
+    first_id: str | None = None
+    last_id: str | None = None
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str

@@ -91,6 +91,32 @@ class Settings(BaseSettings):
         description="Largest multipart body `POST /v1/files` takes (a 50 MB video and the "
         "form around it).",
     )
+    rate_limit_per_minute: int = Field(
+        60, ge=1, description="Tasks a key may create a minute, unless the key sets its own."
+    )
+    rate_limit_burst: int = Field(
+        20, ge=1, description="Creates a key may make at once before the rate applies."
+    )
+    max_unfinished_tasks: int = Field(
+        120,
+        ge=1,
+        description="Pending and processing tasks a key may have, unless it sets its own.",
+    )
+    webhook_max_attempts: int = Field(
+        8, ge=1, le=30, description="Tries of one webhook delivery before it is given up."
+    )
+    webhook_retry_base_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Wait before the second try of a webhook; each next waits 4x longer "
+        "(at most 4 h).",
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, description="Time limit of one webhook delivery attempt."
+    )
+    sse_keepalive_seconds: float = Field(
+        15.0, gt=0, description="Interval of keep-alive comments on `GET /v1/tasks/{id}/events`."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level of the server and workers."
     )

@@ -79,7 +79,13 @@ def build_engine_request(record: TaskRecord, refs: References, preset: Preset) -
 
 
 class Lease:
-    """Renews a task's lease from a thread until stopped; notices when it was lost."""
+    """Renews a task's lease from a thread until stopped, and notices when it is lost.
+
+    The lease is renewed every `heartbeat_seconds`; in between, twice a second, it checks that
+    the task is still this attempt's, so a cancelled task stops rendering within a second.
+    """
+
+    CHECK_SECONDS = 0.5
 
     def __init__(self, store: TaskStore, record: TaskRecord, config: WorkerConfig) -> None:
         self._store = store
@@ -99,16 +105,20 @@ class Lease:
         self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._config.heartbeat_seconds):
-            now = time.time()
-            if now > self._renew_until:
-                return  # a hung render stops renewing; the reaper takes the task back
+        task_id, attempt = self._record.id, self._record.attempt
+        next_beat = time.monotonic() + self._config.heartbeat_seconds
+        while not self._stop.wait(min(self.CHECK_SECONDS, self._config.heartbeat_seconds)):
             try:
-                held = self._store.heartbeat(
-                    self._record.id, self._record.attempt, now + self._config.lease_seconds
-                )
+                if time.monotonic() >= next_beat:
+                    if time.time() > self._renew_until:
+                        return  # a hung render stops renewing; the reaper takes the task back
+                    expires = time.time() + self._config.lease_seconds
+                    held = self._store.heartbeat(task_id, attempt, expires)
+                    next_beat = time.monotonic() + self._config.heartbeat_seconds
+                else:
+                    held = self._store.owns(task_id, attempt)
             except Exception:  # a database hiccup: try again on the next beat
-                log.warning("heartbeat of %s failed", self._record.id, exc_info=True)
+                log.warning("lease check of %s failed", task_id, exc_info=True)
                 continue
             if not held:
                 self.lost = True
@@ -218,7 +228,12 @@ class Worker:
                 context = TaskContext(self._store, record, lease, workspace, deadline)
                 self._render(record, context)
         except LeaseLost:
-            log.warning("task %s: attempt %d lost its lease; stopping", record.id, record.attempt)
+            log.warning(
+                "task %s: attempt %d is no longer this worker's (cancelled or reassigned); "
+                "stopping",
+                record.id,
+                record.attempt,
+            )
         except TaskFailure as failure:
             log.info("task %s failed: %s: %s", record.id, failure.code, failure.message)
             self._fail(record, failure.code, failure.message)
@@ -235,7 +250,11 @@ class Worker:
     def _render(self, record: TaskRecord, context: TaskContext) -> None:
         route = self._models[record.model]
         refs = self._intake.gather(
-            record.request, context.workspace, record.key_id, context.stage(FETCH_SHARE).progress
+            record.request,
+            context.workspace,
+            record.key_id,
+            context.stage(FETCH_SHARE).progress,
+            check=context.check,
         )
         request = build_engine_request(record, refs, route.preset)
         result = route.engine.generate(request, context.stage(RENDER_SHARE))

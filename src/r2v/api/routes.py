@@ -5,17 +5,19 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Depends, File, Header, Query, Request, Response, UploadFile
+from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.security import HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from r2v.api.services import ApiServices
-from r2v.protocol import CreateVideoRequest, ErrorBody, FileObject, TaskObject
+from r2v.api.streaming import prefer_wait, task_events, wait_terminal
+from r2v.protocol import CreateVideoRequest, ErrorBody, FileObject, TaskList, TaskObject
 from r2v.tasks.ports import ApiKey
 from r2v.tasks.service import poll_after_ms
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorBody} for status in (400, 401, 404, 413, 429, 500)
+    status: {"model": ErrorBody} for status in (400, 401, 404, 409, 413, 429, 500)
 }
 
 
@@ -50,11 +52,69 @@ def _poll_hint(response: Response, task: TaskObject) -> TaskObject:
 
 
 @v1.post("/videos/generations", response_model_exclude_none=True)
-def create_video(
-    body: CreateVideoRequest, response: Response, key: Key, svc: Services
+async def create_video(
+    body: CreateVideoRequest,
+    request: Request,
+    response: Response,
+    key: Key,
+    svc: Services,
+    idempotency_key: Annotated[
+        str | None, Header(description="EXT: the same key and body within 24 h: the same task.")
+    ] = None,
+    prefer: Annotated[
+        str | None, Header(description="EXT: `wait=N` holds the answer up to N s (max 60).")
+    ] = None,
 ) -> TaskObject:
     """Create a reference-to-video task; poll `GET /v1/tasks/{id}` until it ends."""
-    return _poll_hint(response, svc.tasks.create(key.id, body))
+    base_url = svc.base_url(request)
+    task = await run_in_threadpool(
+        lambda: svc.tasks.create(key, body, idempotency_key=idempotency_key, base_url=base_url)
+    )
+    wait = prefer_wait(prefer)
+    if wait is not None:
+        task = await wait_terminal(task, lambda: svc.tasks.get(key.id, task.id, base_url), wait)
+        response.headers["Preference-Applied"] = f"wait={wait}"
+    return _poll_hint(response, task)
+
+
+@v1.get("/tasks", response_model_exclude_none=True)
+def list_tasks(
+    request: Request,
+    key: Key,
+    svc: Services,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    after: Annotated[str | None, Query(description="The last id of the previous page.")] = None,
+    status: Annotated[str | None, Query(description="Only tasks with this status.")] = None,
+) -> TaskList:
+    """EXT: the key's tasks, newest first, cursor paged."""
+    return svc.tasks.list(key.id, svc.base_url(request), limit, after, status)
+
+
+@v1.delete("/tasks/{task_id}", response_model_exclude_none=True)
+def cancel_task(task_id: str, request: Request, key: Key, svc: Services) -> TaskObject:
+    """EXT: cancel a pending or processing task; it ends `failed` / `request_cancelled`."""
+    return svc.tasks.cancel(key.id, task_id, svc.base_url(request))
+
+
+@v1.get(
+    "/tasks/{task_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+def task_event_stream(task_id: str, request: Request, key: Key, svc: Services) -> StreamingResponse:
+    """EXT: Server-Sent Events of the task's status and progress, closing once it ends."""
+    base_url = svc.base_url(request)
+    svc.tasks.get(key.id, task_id, base_url)  # a 404 or 400 now, not inside the stream
+    events = task_events(
+        lambda: svc.tasks.get(key.id, task_id, base_url),
+        request.is_disconnected,
+        svc.sse_keepalive_seconds,
+    )
+    return StreamingResponse(
+        events,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @v1.get("/tasks/{task_id}", response_model_exclude_none=True)

@@ -19,6 +19,7 @@ class ApiServices:
     public_url: str | None = None
     max_body_bytes: int = 1_000_000
     max_upload_bytes: int = 51_000_000
+    sse_keepalive_seconds: float = 15.0
 
     def base_url(self, request: Request) -> str:
         """Where clients reach this server: the configured public URL, else the request's."""

@@ -47,8 +47,20 @@ class RateLimitError(APIError):
     """429."""
 
 
+class GoneError(APIError):
+    """410: an expired link or a deleted result."""
+
+
+class RequestTooLargeError(APIError):
+    """413."""
+
+
 class InternalServerError(APIError):
     """5xx."""
+
+
+class APIConnectionError(R2VClientError):
+    """The server could not be reached, or the connection broke (after retries)."""
 
 
 class TaskFailedError(R2VClientError):
@@ -72,5 +84,7 @@ ERROR_OF_STATUS: dict[int, type[APIError]] = {
     403: PermissionDeniedError,
     404: NotFoundError,
     409: ConflictError,
+    410: GoneError,
+    413: RequestTooLargeError,
     429: RateLimitError,
 }

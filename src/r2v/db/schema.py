@@ -15,6 +15,9 @@ api_keys = sa.Table(
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float, nullable=True),
+    sa.Column("webhook_secret", sa.String(64), nullable=True),
+    sa.Column("rate_per_minute", sa.Integer, nullable=True),
+    sa.Column("max_unfinished", sa.Integer, nullable=True),
 )
 
 tasks = sa.Table(
@@ -39,6 +42,8 @@ tasks = sa.Table(
     sa.Column("result_key", sa.String(200), nullable=True),
     sa.Column("result_expires_at", sa.Float, nullable=True),
     sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("callback_url", sa.Text, nullable=True),
+    sa.Column("base_url", sa.String(500), nullable=True),
     # the claim query: oldest pending first
     sa.Index("ix_tasks_status_created", "status", "created_at"),
     # a key's tasks, newest first
@@ -47,6 +52,8 @@ tasks = sa.Table(
     sa.Index("ix_tasks_status_lease", "status", "lease_expires_at"),
     # retention: completed results by expiry
     sa.Index("ix_tasks_result_expires", "result_expires_at"),
+    # a key's unfinished tasks, counted against its cap
+    sa.Index("ix_tasks_key_status", "key_id", "status"),
 )
 
 files = sa.Table(
@@ -63,4 +70,52 @@ files = sa.Table(
     sa.Column("deleted_at", sa.Float, nullable=True),
     # retention: live uploads by expiry
     sa.Index("ix_files_expires", "deleted_at", "expires_at"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("idempotency_key", sa.String(255), primary_key=True),
+    sa.Column("body_hash", sa.String(64), nullable=False),
+    sa.Column("task_id", sa.String(40), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+rate_buckets = sa.Table(
+    "rate_buckets",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.String(48), primary_key=True),
+    sa.Column("task_id", sa.String(40), nullable=False),
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("last_status_code", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    # the sender's claim: due pending deliveries first
+    sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+)
+
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", sa.String(48), nullable=False, index=True),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
 )

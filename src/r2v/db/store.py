@@ -1,4 +1,4 @@
-"""The SQL adapter of the task and key stores: the task row is the queue.
+"""The SQL adapter of the task store: the task row is the queue.
 
 One implementation serves SQLite and PostgreSQL. The claim is a single
 `UPDATE … WHERE id = (SELECT … LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *`: PostgreSQL
@@ -14,9 +14,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from r2v.db.connect import Database
-from r2v.db.schema import api_keys, files, tasks
+from r2v.db.schema import api_keys, files, idempotency_keys, rate_buckets, tasks
+from r2v.db.webhooks import enqueue_webhooks
+from r2v.errors import Conflict, RateLimited
 from r2v.protocol import CreateVideoRequest, TaskErrorCode, TaskStatus
-from r2v.tasks.ports import ApiKey, FileRecord, ReapOutcome
+from r2v.tasks.ports import FileRecord, Idempotency, KeyLimits, ReapOutcome
 from r2v.tasks.record import TaskRecord
 
 PENDING = TaskStatus.PENDING.value
@@ -49,7 +51,7 @@ def _fenced(task_id: str, attempt: int) -> sa.ColumnElement[bool]:
 
 
 class SqlStore:
-    """`TaskStore`, `KeyStore` and `FileStore` over SQLAlchemy Core."""
+    """`TaskStore` and `FileStore` over SQLAlchemy Core."""
 
     def __init__(self, database: Database) -> None:
         self._db = database
@@ -59,6 +61,117 @@ class SqlStore:
     def insert(self, record: TaskRecord) -> None:
         with self._db.write.begin() as conn:
             conn.execute(tasks.insert().values(**_to_row(record)))
+
+    def create(
+        self,
+        record: TaskRecord,
+        *,
+        limits: KeyLimits,
+        idempotency: Idempotency | None,
+        now: float,
+    ) -> str:
+        with self._db.write.begin() as conn:
+            # Serialize a key's creates: PostgreSQL locks its row, SQLite's BEGIN IMMEDIATE
+            # already holds the one write lock.
+            conn.execute(
+                sa.select(api_keys.c.id).where(api_keys.c.id == record.key_id).with_for_update()
+            )
+            if idempotency is not None:
+                earlier = self._idempotent_answer(conn, record.key_id, idempotency, now)
+                if earlier is not None:
+                    return earlier
+            self._take_token(conn, record.key_id, limits, now)
+            unfinished = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(tasks)
+                .where(tasks.c.key_id == record.key_id, tasks.c.status.in_([PENDING, PROCESSING]))
+            ).scalar_one()
+            if unfinished >= limits.max_unfinished:
+                raise RateLimited(
+                    f"this API key has {unfinished} unfinished tasks, its limit: wait for some "
+                    "to finish (or cancel them) before creating more",
+                    retry_after=10,
+                )
+            conn.execute(tasks.insert().values(**_to_row(record)))
+            if idempotency is not None:
+                conn.execute(
+                    idempotency_keys.insert().values(
+                        key_id=record.key_id,
+                        idempotency_key=idempotency.key,
+                        body_hash=idempotency.body_hash,
+                        task_id=record.id,
+                        created_at=now,
+                    )
+                )
+        return record.id
+
+    @staticmethod
+    def _idempotent_answer(
+        conn: sa.Connection, key_id: str, idempotency: Idempotency, now: float
+    ) -> str | None:
+        where = sa.and_(
+            idempotency_keys.c.key_id == key_id,
+            idempotency_keys.c.idempotency_key == idempotency.key,
+        )
+        seen = conn.execute(sa.select(idempotency_keys).where(where)).first()
+        if seen is None:
+            return None
+        if seen.created_at < now - idempotency.window_seconds:
+            conn.execute(idempotency_keys.delete().where(where))  # expired: a fresh start
+            return None
+        if seen.body_hash != idempotency.body_hash:
+            raise Conflict(
+                "this Idempotency-Key was used with a different body in the last 24 hours: "
+                "use a new key for a new request",
+                code="idempotency_key_reused",
+            )
+        return str(seen.task_id)
+
+    @staticmethod
+    def _take_token(conn: sa.Connection, key_id: str, limits: KeyLimits, now: float) -> None:
+        # A token bucket in a row: refill by the elapsed time, then take one token.
+        per_second = limits.rate_per_minute / 60
+        bucket = conn.execute(
+            sa.select(rate_buckets).where(rate_buckets.c.key_id == key_id)
+        ).first()
+        tokens = float(limits.burst)
+        if bucket is not None:
+            tokens = min(tokens, bucket.tokens + (now - bucket.updated_at) * per_second)
+        if tokens < 1:
+            raise RateLimited(
+                f"this API key may create {limits.rate_per_minute} tasks a minute: "
+                "slow down and retry after the time in Retry-After",
+                retry_after=(1 - tokens) / per_second if per_second else 60,
+            )
+        values = {"tokens": tokens - 1, "updated_at": now}
+        if bucket is None:
+            conn.execute(rate_buckets.insert().values(key_id=key_id, **values))
+        else:
+            conn.execute(
+                rate_buckets.update().where(rate_buckets.c.key_id == key_id).values(values)
+            )
+
+    def list_tasks(
+        self, key_id: str, limit: int, before: TaskRecord | None, status: str | None
+    ) -> list[TaskRecord]:
+        query = sa.select(tasks).where(tasks.c.key_id == key_id)
+        if status is not None:
+            query = query.where(tasks.c.status == status)
+        if before is not None:
+            query = query.where(
+                sa.or_(
+                    tasks.c.created_at < before.created_at,
+                    sa.and_(tasks.c.created_at == before.created_at, tasks.c.id < before.id),
+                )
+            )
+        query = query.order_by(tasks.c.created_at.desc(), tasks.c.id.desc()).limit(limit)
+        with self._db.read.connect() as conn:
+            return [_to_record(row) for row in conn.execute(query)]
+
+    def owns(self, task_id: str, attempt: int) -> bool:
+        with self._db.read.connect() as conn:
+            row = conn.execute(sa.select(tasks.c.id).where(_fenced(task_id, attempt))).first()
+        return row is not None
 
     def get(self, task_id: str, key_id: str | None = None) -> TaskRecord | None:
         query = sa.select(tasks).where(tasks.c.id == task_id)
@@ -93,10 +206,15 @@ class SqlStore:
             row = conn.execute(statement).first()
         return _to_record(row) if row is not None else None
 
-    def _update(self, where: sa.ColumnElement[bool], **values: Any) -> bool:
+    def _update(
+        self, where: sa.ColumnElement[bool], *, finishes: str | None = None, **values: Any
+    ) -> bool:
         with self._db.write.begin() as conn:
             result = conn.execute(tasks.update().where(where).values(**values))
-        return result.rowcount > 0
+            changed = result.rowcount > 0
+            if changed and finishes is not None:
+                enqueue_webhooks(conn, [finishes], values["updated_at"])
+        return changed
 
     def heartbeat(self, task_id: str, attempt: int, lease_expires_at: float) -> bool:
         return self._update(_fenced(task_id, attempt), lease_expires_at=lease_expires_at)
@@ -124,6 +242,7 @@ class SqlStore:
     ) -> bool:
         return self._update(
             _fenced(task_id, attempt),
+            finishes=task_id,
             status=COMPLETED,
             progress=100,
             result_key=result_key,
@@ -144,6 +263,7 @@ class SqlStore:
             where = _fenced(task_id, attempt)
         return self._update(
             where,
+            finishes=task_id,
             status=FAILED,
             error_code=code,
             error_message=message,
@@ -175,6 +295,7 @@ class SqlStore:
                 .returning(tasks.c.id)
             ).scalars()
             failed_ids = tuple(failed)
+            enqueue_webhooks(conn, failed_ids, now)
             requeued = conn.execute(
                 tasks.update()
                 .where(expired, tasks.c.attempt < max_attempts)
@@ -203,34 +324,6 @@ class SqlStore:
         query = sa.select(tasks.c.id, tasks.c.status).where(tasks.c.id.in_(list(task_ids)))
         with self._db.read.connect() as conn:
             return {row.id: row.status for row in conn.execute(query)}
-
-    # keys ------------------------------------------------------------------------------
-
-    def insert_key(self, key: ApiKey) -> None:
-        with self._db.write.begin() as conn:
-            conn.execute(api_keys.insert().values(**key.__dict__))
-
-    def find_key(self, key_hash: str) -> ApiKey | None:
-        with self._db.read.connect() as conn:
-            row = conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == key_hash)).first()
-        return ApiKey(**row._mapping) if row is not None else None
-
-    def list_keys(self) -> list[ApiKey]:
-        with self._db.read.connect() as conn:
-            rows = conn.execute(sa.select(api_keys).order_by(api_keys.c.created_at)).all()
-        return [ApiKey(**row._mapping) for row in rows]
-
-    def revoke_key(self, key_id: str, now: float) -> bool:
-        with self._db.write.begin() as conn:
-            result = conn.execute(
-                api_keys.update()
-                .where(
-                    sa.or_(api_keys.c.id == key_id, api_keys.c.name == key_id),
-                    api_keys.c.revoked_at.is_(None),
-                )
-                .values(revoked_at=now)
-            )
-        return result.rowcount > 0
 
     # files -----------------------------------------------------------------------------
 

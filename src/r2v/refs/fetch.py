@@ -15,7 +15,7 @@ import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -148,6 +148,19 @@ class Fetcher:
             return f"{host} is a private or reserved address; use a publicly reachable URL"
         return None
 
+    def callback_refusal(self, url: str) -> str | None:
+        """Why `url` cannot be a webhook target, judged without a lookup, or None.
+
+        Callbacks must be https, except to allow-listed hosts; private literals are refused.
+        """
+        try:
+            scheme, host, port = _port_of(url)
+        except ReferenceFetchFailed as exc:
+            return exc.message
+        if scheme != "https" and not self.allowed(host, port):
+            return "callback_url must be an https:// URL (plain http only for allow-listed hosts)"
+        return self.refusal(url)
+
     def _resolve(self, host: str, port: int, deadline: float) -> list[IPAddress]:
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="r2v-dns")
         future = pool.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
@@ -175,8 +188,18 @@ class Fetcher:
                 )
         return host, addresses[0], port
 
-    def fetch(self, url: str, dest: Path, max_bytes: int) -> Fetched:
-        """Download `url` into `dest`; raise `ReferenceFetchFailed` or `ReferenceInvalid`."""
+    def fetch(
+        self,
+        url: str,
+        dest: Path,
+        max_bytes: int,
+        *,
+        check: Callable[[], None] = lambda: None,
+    ) -> Fetched:
+        """Download `url` into `dest`; raise `ReferenceFetchFailed` or `ReferenceInvalid`.
+
+        `check` runs as the body arrives; whatever it raises stops the download.
+        """
         deadline = time.monotonic() + self.limits.deadline
         with httpx.Client(trust_env=False, follow_redirects=False) as client:
             current = url
@@ -191,7 +214,7 @@ class Fetcher:
                             f"the server answered HTTP {response.status_code}: "
                             "check that the URL is public and points at the file itself"
                         )
-                    size = self._stream(response, dest, max_bytes, deadline)
+                    size = self._stream(response, dest, max_bytes, deadline, check)
                     return Fetched(current, dest, size, response.headers.get("content-type"))
                 finally:
                     response.close()
@@ -199,8 +222,28 @@ class Fetcher:
                 f"more than {self.limits.max_redirects} redirects: link the file directly"
             )
 
-    def _send(self, client: httpx.Client, url: str, deadline: float) -> httpx.Response:
-        """Send one GET to the vetted address of `url`; the body is left to stream."""
+    def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+        """POST `body` to the vetted address of `url` (no redirects); the status code.
+
+        Raises `ReferenceFetchFailed` when the target may not or cannot be reached.
+        """
+        deadline = time.monotonic() + timeout
+        with httpx.Client(trust_env=False, follow_redirects=False) as client:
+            response = self._send(client, url, deadline, method="POST", body=body, headers=headers)
+            response.close()
+            return response.status_code
+
+    def _send(
+        self,
+        client: httpx.Client,
+        url: str,
+        deadline: float,
+        *,
+        method: str = "GET",
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one request to the vetted address of `url`; the body is left to stream."""
         host, address, port = self._vet(url, deadline)
         parts = urlsplit(url)
         literal = f"[{address}]" if address.version == 6 else str(address)
@@ -216,9 +259,11 @@ class Fetcher:
             pool=min(5.0, left),
         )
         request = client.build_request(
-            "GET",
+            method,
             target,
+            content=body,
             headers={
+                **(headers or {}),
                 "Host": host_header,
                 "User-Agent": self._user_agent,
                 # byte caps count what arrives; nobody should have to inflate a bomb
@@ -233,7 +278,14 @@ class Fetcher:
         except httpx.HTTPError as exc:
             raise ReferenceFetchFailed(f"could not reach {host}: {exc}") from exc
 
-    def _stream(self, response: httpx.Response, dest: Path, max_bytes: int, deadline: float) -> int:
+    def _stream(
+        self,
+        response: httpx.Response,
+        dest: Path,
+        max_bytes: int,
+        deadline: float,
+        check: Callable[[], None],
+    ) -> int:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_bytes:
             raise ReferenceInvalid(too_large(int(declared), max_bytes))
@@ -247,6 +299,7 @@ class Fetcher:
                         raise ReferenceInvalid(too_large(size, max_bytes, at_least=True))
                     if time.monotonic() > deadline:
                         break
+                    check()
                     out.write(chunk)
         except httpx.TimeoutException as exc:
             raise ReferenceFetchFailed(

@@ -88,6 +88,7 @@ class Intake:
         self._fetcher = fetcher
         self._prober = prober
         self._uploads = uploads or NoUploads()
+        self._check: Callable[[], None] = lambda: None
 
     def gather(
         self,
@@ -95,8 +96,14 @@ class Intake:
         workspace: Path,
         key_id: str,
         on_progress: Callable[[float], None] = lambda _fraction: None,
+        *,
+        check: Callable[[], None] = lambda: None,
     ) -> References:
-        """Every reference of the request, downloaded into `workspace` and checked."""
+        """Every reference of the request, downloaded into `workspace` and checked.
+
+        `check` is called while downloading and may raise to stop (say, on cancellation).
+        """
+        self._check = check
         jobs: list[tuple[ReferenceKind, list[str]]] = [
             ("image", request.image_urls),
             ("video", request.video_urls),
@@ -168,7 +175,7 @@ class Intake:
         """Put the reference's bytes at `dest`: from storage for uploads, else the network."""
         file_id = uploaded_file_id(url)
         if file_id is None:
-            return self._fetcher.fetch(url, dest, cap).size
+            return self._fetcher.fetch(url, dest, cap, check=self._check).size
         source = self._uploads.local_path(key_id, file_id)
         if source is None:
             raise ReferenceFetchFailed(

@@ -6,6 +6,7 @@ hash would buy nothing and would cost every request.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 import time
@@ -13,13 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from r2v.errors import AuthenticationFailed
-from r2v.tasks.ports import ApiKey, KeyStore
+from r2v.tasks.ports import ApiKey, KeyLimits, KeyStore
 
 KEY_PREFIX = "r2v_"
 
 
 def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks signing secret: `whsec_` and 24 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 @dataclass(frozen=True)
@@ -29,16 +35,32 @@ class CreatedKey:
     key: ApiKey
     secret: str
 
+    @property
+    def webhook_secret(self) -> str:
+        return self.key.webhook_secret or ""
+
 
 class KeyService:
-    """Creates, lists, revokes and checks API keys."""
+    """Creates, lists, revokes and checks API keys, and knows each key's limits."""
 
-    def __init__(self, store: KeyStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: KeyStore,
+        defaults: KeyLimits | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._store = store
+        self._defaults = defaults or KeyLimits(rate_per_minute=60, burst=20, max_unfinished=120)
         self._clock = clock
 
-    def create(self, name: str = "default") -> CreatedKey:
-        """A new active key named `name`."""
+    def create(
+        self,
+        name: str = "default",
+        *,
+        rate_per_minute: int | None = None,
+        max_unfinished: int | None = None,
+    ) -> CreatedKey:
+        """A new active key named `name`, with its own limits when given."""
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         key = ApiKey(
             id="key_" + secrets.token_hex(6),
@@ -46,9 +68,34 @@ class KeyService:
             prefix=secret[: len(KEY_PREFIX) + 6],
             key_hash=hash_key(secret),
             created_at=self._clock(),
+            webhook_secret=new_webhook_secret(),
+            rate_per_minute=rate_per_minute,
+            max_unfinished=max_unfinished,
         )
         self._store.insert_key(key)
         return CreatedKey(key, secret)
+
+    def update_limits(
+        self, key_id: str, *, rate_per_minute: int | None, max_unfinished: int | None
+    ) -> bool:
+        """Set a key's own limits; None leaves one as it is. False when there is no such key."""
+        return self._store.update_key_limits(key_id, rate_per_minute, max_unfinished)
+
+    def get(self, key_id: str) -> ApiKey | None:
+        return self._store.get_key(key_id)
+
+    def limits(self, key: ApiKey) -> KeyLimits:
+        """The limits a key's requests are held to: its own, else the server's."""
+        defaults = self._defaults
+        rate = key.rate_per_minute or defaults.rate_per_minute
+        return KeyLimits(
+            rate_per_minute=rate,
+            # a key with its own rate gets a burst in proportion, never above the default's
+            burst=defaults.burst
+            if key.rate_per_minute is None
+            else max(1, min(rate, defaults.burst)),
+            max_unfinished=key.max_unfinished or defaults.max_unfinished,
+        )
 
     def list(self) -> list[ApiKey]:
         """Every key, oldest first, revoked ones included."""

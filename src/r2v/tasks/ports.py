@@ -24,6 +24,57 @@ class ApiKey:
     key_hash: str
     created_at: float
     revoked_at: float | None = None
+    webhook_secret: str | None = None
+    """Signs this key's webhooks (`whsec_…`, Standard Webhooks); shown once, at creation."""
+    rate_per_minute: int | None = None
+    """Task creations a minute this key may make; None: the server's default."""
+    max_unfinished: int | None = None
+    """Pending and processing tasks this key may have at once; None: the server's default."""
+
+
+@dataclass(frozen=True)
+class KeyLimits:
+    """The limits a create is checked against, the key's own or the server's defaults."""
+
+    rate_per_minute: int
+    burst: int
+    max_unfinished: int
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """A create's `Idempotency-Key` and the hash of its (normalized) body."""
+
+    key: str
+    body_hash: str
+    window_seconds: float = 86400.0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook to deliver: the finished task, where, and how many tries so far."""
+
+    id: str
+    task_id: str
+    key_id: str
+    url: str
+    status: str
+    attempts: int
+    next_attempt_at: float
+    created_at: float
+    last_status_code: int | None = None
+    last_error: str | None = None
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryAttempt:
+    delivery_id: str
+    attempt: int
+    at: float
+    status_code: int | None
+    error: str | None
+    duration_ms: int
 
 
 @dataclass(frozen=True)
@@ -58,6 +109,33 @@ class TaskStore(Protocol):
 
     def insert(self, record: TaskRecord) -> None:
         """Store a new pending task."""
+        ...
+
+    def create(
+        self,
+        record: TaskRecord,
+        *,
+        limits: KeyLimits,
+        idempotency: Idempotency | None,
+        now: float,
+    ) -> str:
+        """Store a new pending task within the key's limits, in one transaction.
+
+        Returns the id of the task that answers the request: the new one, or, for an
+        `Idempotency-Key` seen within its window with the same body, the earlier one.
+        Raises `Conflict` for a seen key with another body and `RateLimited` when the key's
+        request rate or its count of unfinished tasks is at its limit.
+        """
+        ...
+
+    def list_tasks(
+        self, key_id: str, limit: int, before: TaskRecord | None, status: str | None
+    ) -> list[TaskRecord]:
+        """The key's tasks, newest first, older than `before` when given."""
+        ...
+
+    def owns(self, task_id: str, attempt: int) -> bool:
+        """Whether `attempt` is still the processing attempt of the task."""
         ...
 
     def get(self, task_id: str, key_id: str | None = None) -> TaskRecord | None:
@@ -131,6 +209,42 @@ class KeyStore(Protocol):
 
     def revoke_key(self, key_id: str, now: float) -> bool:
         """Revoke by id (or name); False when no active key matches."""
+        ...
+
+    def get_key(self, key_id: str) -> ApiKey | None:
+        """The key with this id, revoked or not."""
+        ...
+
+    def update_key_limits(
+        self, key_id: str, rate_per_minute: int | None, max_unfinished: int | None
+    ) -> bool:
+        """Set a key's own limits (None leaves one as it is); False when no such key."""
+        ...
+
+
+class WebhookStore(Protocol):
+    """The outbox of webhooks: rows written with a task's terminal state, sent after."""
+
+    def claim_deliveries(self, now: float, limit: int, lease_seconds: float) -> list[Delivery]:
+        """Take due deliveries, pushing their next attempt `lease_seconds` out meanwhile."""
+        ...
+
+    def record_attempt(
+        self,
+        attempt: DeliveryAttempt,
+        *,
+        delivered: bool,
+        next_attempt_at: float | None,
+    ) -> None:
+        """Record one try; `next_attempt_at` None with `delivered` False gives up."""
+        ...
+
+    def deliveries(self, task_id: str) -> list[Delivery]:
+        """The deliveries of one task."""
+        ...
+
+    def attempts(self, delivery_id: str) -> list[DeliveryAttempt]:
+        """Every try of one delivery, in order."""
         ...
 
 

@@ -53,6 +53,10 @@ class TaskRecord:
     result_key: str | None = None
     result_expires_at: float | None = None
     finished_at: float | None = None
+    callback_url: str | None = None
+    """Where the finished task is POSTed (Standard Webhooks), if anywhere."""
+    base_url: str | None = None
+    """The server's URL as the client reached it at creation, for links sent by webhook."""
 
     @property
     def terminal(self) -> bool:

@@ -6,18 +6,21 @@ translates the row to the wire object (the one place that happens) and signs a f
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from r2v.errors import InvalidRequest, InvalidTaskId, LinkExpired, NotFound
+from r2v.errors import Conflict, InvalidRequest, InvalidTaskId, LinkExpired, NotFound
 from r2v.protocol import (
     AUTO_SEED,
     MAX_REFERENCES,
     CreateVideoRequest,
     TaskError,
+    TaskErrorCode,
     TaskInfo,
+    TaskList,
     TaskObject,
     TaskStatus,
     Usage,
@@ -27,10 +30,11 @@ from r2v.protocol import (
 )
 from r2v.tasks.files import FileService
 from r2v.tasks.links import LinkSigner, result_path
-from r2v.tasks.ports import BlobStore, TaskStore
+from r2v.tasks.ports import ApiKey, BlobStore, Idempotency, KeyLimits, TaskStore
 from r2v.tasks.record import TaskRecord, new_task_id
 
 Estimator = Callable[[CreateVideoRequest], int]
+LimitsOf = Callable[[ApiKey], KeyLimits]
 UrlCheck = Callable[[str], "str | None"]
 """Why a reference URL can be refused without fetching it (say, a private address), or None."""
 
@@ -86,13 +90,17 @@ class TaskService:
         signer: LinkSigner,
         estimate: Estimator,
         *,
+        limits_of: LimitsOf,
         files: FileService | None = None,
         check_url: UrlCheck = lambda _url: None,
+        check_callback: UrlCheck = lambda _url: None,
         on_created: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._limits_of = limits_of
         self._files = files
         self._check_url = check_url
+        self._check_callback = check_callback
         self._store = store
         self._blobs = blobs
         self._signer = signer
@@ -100,15 +108,35 @@ class TaskService:
         self._on_created = on_created
         self._clock = clock
 
-    def create(self, key_id: str, request: CreateVideoRequest) -> TaskObject:
-        """Validate what needs no download, store a pending task and wake a worker."""
+    def create(
+        self,
+        key: ApiKey,
+        request: CreateVideoRequest,
+        *,
+        idempotency_key: str | None = None,
+        base_url: str = "",
+    ) -> TaskObject:
+        """Validate what needs no download, store a pending task and wake a worker.
+
+        With an `idempotency_key` seen in the last 24 hours for the same body, the task
+        created then is answered instead; with another body it is a `Conflict`.
+        """
         check_cross_field_rules(request)
-        self._check_references(key_id, request)
+        self._check_references(key.id, request)
+        idempotency = None
+        if idempotency_key is not None:
+            if not 1 <= len(idempotency_key) <= 255 or not idempotency_key.isprintable():
+                raise InvalidRequest(
+                    "Idempotency-Key must be 1-255 printable characters",
+                    param="Idempotency-Key",
+                )
+            digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+            idempotency = Idempotency(idempotency_key, digest)
         now = self._clock()
         seed = request.seed if request.seed != AUTO_SEED else secrets.randbelow(2**31)
         record = TaskRecord(
             id=new_task_id(now),
-            key_id=key_id,
+            key_id=key.id,
             model=request.model,
             status=TaskStatus.PENDING,
             progress=0,
@@ -118,10 +146,68 @@ class TaskService:
             estimated_time=self._estimate(request),
             created_at=now,
             updated_at=now,
+            callback_url=request.callback_url,
+            base_url=base_url or None,
         )
-        self._store.insert(record)
-        self._on_created()
-        return self.to_wire(record, base_url="")
+        task_id = self._store.create(
+            record, limits=self._limits_of(key), idempotency=idempotency, now=now
+        )
+        if task_id == record.id:
+            self._on_created()
+            return self.to_wire(record, base_url)
+        return self.get(key.id, task_id, base_url)
+
+    def list(
+        self,
+        key_id: str,
+        base_url: str,
+        limit: int = 20,
+        after: str | None = None,
+        status: str | None = None,
+    ) -> TaskList:
+        """The key's tasks, newest first; `after` is the last id of the previous page."""
+        if not 1 <= limit <= 100:
+            raise InvalidRequest("limit must be from 1 to 100", param="limit")
+        if status is not None and status not in {s.value for s in TaskStatus}:
+            raise InvalidRequest(
+                "status must be pending, processing, completed or failed", param="status"
+            )
+        before = None
+        if after is not None:
+            before = self._store.get(after, key_id) if is_task_id(after) else None
+            if before is None:
+                raise InvalidRequest(f"after: no task {after} for this API key", param="after")
+        found = self._store.list_tasks(key_id, limit + 1, before, status)
+        page = [self.to_wire(record, base_url) for record in found[:limit]]
+        return TaskList(
+            data=page,
+            has_more=len(found) > limit,
+            first_id=page[0].id if page else None,
+            last_id=page[-1].id if page else None,
+        )
+
+    def cancel(self, key_id: str, task_id: str, base_url: str) -> TaskObject:
+        """Cancel a pending or processing task: it ends `failed` with `request_cancelled`.
+
+        A render in progress notices within a second and stops; its worker writes nothing
+        more, since the task is no longer its to write.
+        """
+        record = self._own_task(key_id, task_id)
+        cancelled = not record.terminal and self._store.fail(
+            task_id,
+            None,
+            code=TaskErrorCode.REQUEST_CANCELLED.value,
+            message="the task was cancelled by a DELETE request",
+            now=self._clock(),
+        )
+        if not cancelled:
+            status = self._own_task(key_id, task_id).status.value
+            raise Conflict(
+                f"task {task_id} is already {status}: only pending or processing "
+                "tasks can be cancelled",
+                code="task_not_cancellable",
+            )
+        return self.get(key_id, task_id, base_url)
 
     def _check_references(self, key_id: str, request: CreateVideoRequest) -> None:
         """Refuse references that need no download to judge: private literal addresses,
@@ -141,10 +227,21 @@ class TaskService:
                     raise InvalidRequest(
                         f"{kind}_urls[{position}]: {problem}", param=f"{kind}_urls"
                     )
+        if request.callback_url is not None:
+            problem = self._check_callback(request.callback_url)
+            if problem:
+                raise InvalidRequest(f"callback_url: {problem}", param="callback_url")
 
     def get(self, key_id: str, task_id: str, base_url: str) -> TaskObject:
         """The caller's task, with a freshly signed link when completed."""
         return self.to_wire(self._own_task(key_id, task_id), base_url)
+
+    def task_for_webhook(self, task_id: str) -> TaskObject:
+        """The task as its webhook carries it, linked at the URL it was created through."""
+        record = self._store.get(task_id)
+        if record is None:
+            raise NotFound(f"no task {task_id}", code="task_not_found")
+        return self.to_wire(record, record.base_url or "")
 
     def _own_task(self, key_id: str, task_id: str) -> TaskRecord:
         if not is_task_id(task_id):

@@ -1,0 +1,70 @@
+"""Holding a response for a task: `Prefer: wait=N` and the Server-Sent Events stream.
+
+Both poll the task through the service in a worker thread, so the event loop never blocks
+and no thread is held while a client waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from starlette.concurrency import run_in_threadpool
+
+from r2v.protocol import TaskObject
+
+MAX_WAIT_SECONDS = 60
+POLL_SECONDS = 0.25
+_PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+)", re.IGNORECASE)
+
+
+def prefer_wait(prefer: str | None) -> int | None:
+    """The seconds a `Prefer: wait=N` header asks for (at most 60), or None."""
+    match = _PREFER_WAIT.search(prefer or "")
+    return min(int(match.group(1)), MAX_WAIT_SECONDS) if match else None
+
+
+async def wait_terminal(
+    task: TaskObject, fetch: Callable[[], TaskObject], seconds: float
+) -> TaskObject:
+    """The task once terminal, or as it is after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not task.status.terminal and time.monotonic() < deadline:
+        await asyncio.sleep(POLL_SECONDS)
+        task = await run_in_threadpool(fetch)
+    return task
+
+
+def _event(task: TaskObject, number: int) -> str:
+    data = task.model_dump_json(exclude_none=True)
+    return f"id: {number}\nevent: task\ndata: {data}\n\n"
+
+
+async def task_events(
+    fetch: Callable[[], TaskObject],
+    disconnected: Callable[[], Awaitable[bool]],
+    keepalive_seconds: float,
+) -> AsyncIterator[str]:
+    """SSE: the task now, then each change of status or progress, until it is terminal.
+
+    A comment line keeps idle connections open every `keepalive_seconds`.
+    """
+    task = await run_in_threadpool(fetch)
+    number = 1
+    yield "retry: 2000\n\n" + _event(task, number)
+    last_sent = time.monotonic()
+    while not task.status.terminal:
+        await asyncio.sleep(POLL_SECONDS)
+        if await disconnected():
+            return
+        current = await run_in_threadpool(fetch)
+        if (current.status, current.progress) != (task.status, task.progress):
+            task = current
+            number += 1
+            yield _event(task, number)
+            last_sent = time.monotonic()
+        elif time.monotonic() - last_sent >= keepalive_seconds:
+            yield ": keep-alive\n\n"
+            last_sent = time.monotonic()

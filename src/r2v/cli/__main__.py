@@ -1,0 +1,3 @@
+from r2v.cli import main
+
+main()
