@@ -9,22 +9,31 @@ import re
 import sys
 from pathlib import Path
 
-from r2v.settings import Settings
+from pydantic.fields import FieldInfo
+
+from r2v.settings import ModelSettings, Settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 MARKED = re.compile(r"(<!-- settings:begin -->\n).*?(\n<!-- settings:end -->)", re.S)
 
 
+def _default(field: FieldInfo) -> str:
+    if field.default_factory is not None:
+        return "(empty)"
+    if field.default is None:
+        return "(unset)"
+    return f"`{field.default}`"
+
+
 def settings_table() -> str:
     rows = ["| variable | default | what it does |", "| --- | --- | --- |"]
     for name, field in Settings.model_fields.items():
-        if field.default_factory is not None:
-            default = "(empty)"
-        elif field.default is None:
-            default = "(unset)"
-        else:
-            default = f"`{field.default}`"
-        rows.append(f"| `R2V_{name.upper()}` | {default} | {field.description} |")
+        if name == "models":
+            for model_field, info in ModelSettings.model_fields.items():
+                variable = f"R2V_MODELS__<MODEL>__{model_field.upper()}"
+                rows.append(f"| `{variable}` | {_default(info)} | {info.description} |")
+            continue
+        rows.append(f"| `R2V_{name.upper()}` | {_default(field)} | {field.description} |")
     return "\n".join(rows)
 
 

@@ -22,6 +22,7 @@ from r2v.bootstrap import Runtime, build_app, build_runtime
 from r2v.settings import Settings
 from tests.mediafiles import make_image, make_mp3, make_video, make_wav
 from tests.refserver import RefServer
+from tests.services import pg_url, s3_server  # noqa: F401 - shared fixtures
 
 TERMINAL = ("completed", "failed")
 

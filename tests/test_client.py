@@ -9,7 +9,6 @@ from pathlib import Path
 import httpx
 import pydantic
 import pytest
-from fastapi.testclient import TestClient
 
 from r2v.bootstrap import Runtime, build_app
 from r2v.client import (
@@ -56,17 +55,21 @@ def test_generate_uploads_waits_and_downloads(
 
 
 def test_the_sdk_in_process_through_the_app(runtime: Runtime, key: str) -> None:
-    with TestClient(build_app(runtime)) as app_client:
-        transport = app_client._transport  # the app itself, no network
-        with Client("http://testserver", api_key=key, transport=transport) as client:
-            created = client.videos.create(prompt="in process", **QUICK)
-            assert client.tasks.retrieve(created.id).id == created.id
-            listed = client.tasks.list(limit=5)
+    # the app itself as the transport: no socket, no server thread (and no workers running)
+    transport = httpx.ASGITransport(app=build_app(runtime))
+
+    async def scenario() -> None:
+        async with AsyncClient("http://testserver", api_key=key, transport=transport) as client:
+            created = await client.videos.create(prompt="in process", **QUICK)
+            assert (await client.tasks.retrieve(created.id)).id == created.id
+            listed = await client.tasks.list(limit=5)
             assert [t.id for t in listed.data] == [created.id]
-            cancelled = client.tasks.cancel(created.id)
+            cancelled = await client.tasks.cancel(created.id)
             assert cancelled.error is not None and cancelled.error.code == "request_cancelled"
             with pytest.raises(ConflictError):
-                client.tasks.cancel(created.id)
+                await client.tasks.cancel(created.id)
+
+    asyncio.run(scenario())
 
 
 def test_stream_follows_a_task_to_the_end(live_server: LiveServer, key: str) -> None:

@@ -27,9 +27,13 @@ from r2v.tasks.service import TaskService
 from r2v.worker import Housekeeper
 
 
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    database, _sql = open_store(Settings(data_dir=tmp_path))
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """The same queue semantics on both dialects."""
+    url = None
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_url")
+    database, _sql = open_store(Settings(data_dir=tmp_path, database_url=url))
     yield database
     database.dispose()
 
@@ -58,7 +62,7 @@ def new_task(service: TaskService, owner: ApiKey) -> str:
     return service.create(owner, request).id
 
 
-def test_migrations_are_idempotent_and_use_wal(tmp_path: Path) -> None:
+def test_sqlite_migrations_are_idempotent_and_use_wal(tmp_path: Path) -> None:
     for _ in range(2):
         database, _store = open_store(Settings(data_dir=tmp_path))
         database.dispose()
@@ -208,14 +212,14 @@ def test_retention_deletes_results_and_stale_workspaces(
     Housekeeper(
         store, blobs, workspaces, max_attempts=3, stale_workspace_seconds=0, clock=lambda: now + 50
     ).sweep()
-    assert blobs.local_path(f"{task_id}/video.mp4") is not None
+    assert blobs.locate(f"{task_id}/video.mp4") is not None
     assert not leftover.exists()
     assert busy.exists()  # its task is still pending
 
     Housekeeper(
         store, blobs, workspaces, max_attempts=3, stale_workspace_seconds=0, clock=lambda: now + 101
     ).sweep()
-    assert blobs.local_path(f"{task_id}/video.mp4") is None
+    assert blobs.locate(f"{task_id}/video.mp4") is None
     record = store.get(task_id)
     assert record is not None and record.result_key is None
     assert record.status is TaskStatus.COMPLETED

@@ -12,7 +12,8 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,21 +25,24 @@ from r2v.api.services import ApiServices
 from r2v.db.connect import Database, open_database
 from r2v.db.keys import SqlKeyStore
 from r2v.db.migrate import upgrade
+from r2v.db.notify import TaskListener, listen_url
 from r2v.db.store import SqlStore
 from r2v.db.webhooks import SqlWebhookStore
-from r2v.engines.base import EngineRequest
+from r2v.engines.base import Engine, EngineRequest, Loadable, Preset
 from r2v.engines.compositor import CompositorEngine
+from r2v.errors import ConfigurationError, EngineUnavailable, ServiceUnavailable
 from r2v.media.formats import sniff
-from r2v.protocol import FAST_MODEL, STANDARD_MODEL, CreateVideoRequest
+from r2v.metrics import Metrics
+from r2v.protocol import FAST_MODEL, MODELS, CreateVideoRequest
 from r2v.refs.fetch import Fetcher, FetchLimits
 from r2v.refs.intake import Intake
 from r2v.refs.probe import Prober
-from r2v.settings import Settings
+from r2v.settings import ModelSettings, Settings
 from r2v.storage.local import LocalBlobStore
 from r2v.tasks.files import FileService
 from r2v.tasks.keys import CreatedKey, KeyService
 from r2v.tasks.links import LinkSigner
-from r2v.tasks.ports import KeyLimits
+from r2v.tasks.ports import BlobStore, KeyLimits
 from r2v.tasks.service import TaskService
 from r2v.webhooks import WebhookConfig, WebhookSender
 from r2v.worker import Housekeeper, ModelRoute, Worker, WorkerConfig
@@ -74,72 +78,139 @@ def sniff_kind(path: Path) -> tuple[str, str] | None:
 
 def open_store(settings: Settings) -> tuple[Database, SqlStore]:
     """The task store, its schema migrated to the newest revision."""
-    database = open_database(settings.resolved_database_url)
+    database = open_database(
+        settings.resolved_database_url, settings.db_pool_size, settings.db_max_overflow
+    )
     upgrade(database)
     return database, SqlStore(database)
 
 
-def model_routes() -> dict[str, ModelRoute]:
-    """Each model name's engine and preset: the compositor serves both for now."""
+def model_routes(settings: Settings) -> dict[str, ModelRoute]:
+    """Each model name's engine and preset, as the settings say (the compositor by default).
+
+    Engines are built here but load nothing heavy yet: weights load when a worker starts.
+    """
     compositor = CompositorEngine()
-    return {
-        STANDARD_MODEL: ModelRoute(compositor, "standard"),
-        FAST_MODEL: ModelRoute(compositor, "fast"),
-    }
+    routes: dict[str, ModelRoute] = {}
+    for name in MODELS:
+        chosen = settings.model(name)
+        preset: Preset = chosen.preset or ("fast" if name == FAST_MODEL else "standard")
+        engine: Engine = compositor
+        if chosen.engine == "diffusers":
+            engine = diffusers_engine(chosen, preset)
+        routes[name] = ModelRoute(engine, preset)
+    return routes
+
+
+def diffusers_engine(chosen: ModelSettings, preset: Preset) -> Engine:
+    """The diffusers engine for one model's settings; says what to install if it cannot."""
+    from r2v.engines.diffusers import DiffusersConfig, DiffusersEngine
+
+    if chosen.weights_dir is None:
+        raise EngineUnavailable(
+            "the diffusers engine needs weights: set R2V_MODELS__<MODEL>__WEIGHTS_DIR to a "
+            "local directory holding a Wan VACE diffusers pipeline"
+        )
+    return DiffusersEngine(
+        DiffusersConfig(
+            weights_dir=chosen.weights_dir,
+            preset=preset,
+            steps=chosen.steps,
+            guidance=chosen.guidance,
+            shift=chosen.shift,
+            dtype=chosen.dtype,
+            device=chosen.device,
+            lora_dir=chosen.lora_dir,
+            lora_scale=chosen.lora_scale,
+            attention_backend=chosen.attention_backend,
+            cache=chosen.cache,
+            offload=chosen.offload,
+            compile=chosen.compile,
+        )
+    )
 
 
 @dataclass
 class Runtime:
-    """Everything one server process runs: services, worker threads, housekeeping."""
+    """Everything one process runs: services, worker threads, housekeeping, webhooks."""
 
     settings: Settings
     database: Database
+    store: SqlStore
+    blobs: BlobStore
     tasks: TaskService
     keys: KeyService
     files: FileService
     workers: list[Worker]
     housekeeper: Housekeeper
     webhooks: WebhookSender
+    metrics: Metrics
     wake: threading.Event = field(default_factory=threading.Event)
+    handback: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
+    def load_engines(self) -> None:
+        """Load the engines' weights, once a process, when this process renders at all."""
+        if not self.workers:
+            return
+        engines = {id(route.engine): route.engine for route in self.workers[0].routes.values()}
+        for engine in engines.values():
+            if isinstance(engine, Loadable):
+                engine.load()
+
+    def _thread(self, name: str, target: Callable[..., None], *args: object) -> None:
+        self._threads.append(threading.Thread(target=target, args=args, name=name, daemon=True))
+
     def start(self) -> None:
-        """Start the worker threads and the housekeeping thread."""
+        """Load the engines, then start the worker, housekeeping and webhook threads."""
         self._stop.clear()
+        self.handback.clear()
+        self.load_engines()
         for worker in self.workers:
-            thread = threading.Thread(
-                target=worker.run, args=(self._stop, self.wake), name=worker.owner, daemon=True
-            )
-            self._threads.append(thread)
-        self._threads.append(
-            threading.Thread(
-                target=self.housekeeper.run,
-                args=(
-                    self._stop,
-                    self.settings.reaper_interval_seconds,
-                    self.settings.sweep_interval_seconds,
-                ),
-                name="housekeeping",
-                daemon=True,
-            )
+            self._thread(worker.owner, worker.run, self._stop, self.wake)
+        settings = self.settings
+        self._thread(
+            "housekeeping",
+            self.housekeeper.run,
+            self._stop,
+            settings.reaper_interval_seconds,
+            settings.sweep_interval_seconds,
         )
-        self._threads.append(
-            threading.Thread(
-                target=self.webhooks.run, args=(self._stop,), name="webhooks", daemon=True
-            )
-        )
+        self._thread("webhooks", self.webhooks.run, self._stop)
+        conninfo = listen_url(settings.resolved_database_url)
+        if conninfo is not None and self.workers:
+            self._thread("listener", TaskListener(conninfo, self.wake).run, self._stop)
         for thread in self._threads:
             thread.start()
         log.info("started %d worker thread(s)", len(self.workers))
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask every thread to stop; a render still running is left to the reaper."""
+    def stop(self, grace: float = 0.0) -> None:
+        """Stop claiming; give running renders `grace` seconds, then hand them back.
+
+        A task handed back is pending again at once, for this or another worker, rather
+        than waiting out its lease.
+        """
         self._stop.set()
         self.wake.set()
+        deadline = time.monotonic() + grace
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self.handback.set()
+        for thread in self._threads:
+            thread.join(10.0)
         self._threads.clear()
+
+    def ready(self) -> None:
+        """Raise `ServiceUnavailable` unless the database and the storage answer."""
+        try:
+            self.store.ping()
+        except Exception as exc:
+            raise ServiceUnavailable(f"the database does not answer: {exc}") from exc
+        try:
+            self.blobs.check()
+        except Exception as exc:
+            raise ServiceUnavailable(f"the storage does not answer: {exc}") from exc
 
     def close(self) -> None:
         self.stop()
@@ -152,14 +223,41 @@ class Runtime:
         return self.keys.create("default")
 
 
-def build_runtime(settings: Settings) -> Runtime:
-    """Open and wire everything the settings describe; starts no thread."""
+def open_blobs(settings: Settings) -> BlobStore:
+    """The blob store the settings choose: the data dir, or an S3 bucket."""
+    if settings.storage == "local":
+        return LocalBlobStore(settings.data_dir / "blobs")
+    if not settings.s3_bucket:
+        raise ConfigurationError("R2V_STORAGE=s3 needs R2V_S3_BUCKET")
+    from r2v.storage.s3 import S3BlobStore, S3Config
+
+    return S3BlobStore(
+        S3Config(
+            bucket=settings.s3_bucket,
+            prefix=settings.s3_prefix,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=settings.s3_secret_access_key,
+            presign_endpoint_url=settings.s3_presign_endpoint_url,
+            presign_seconds=settings.s3_presign_seconds,
+        )
+    )
+
+
+def build_runtime(settings: Settings, engines: Sequence[str] | None = None) -> Runtime:
+    """Open and wire everything the settings describe; starts no thread.
+
+    `engines` restricts the workers to the models those engines serve (`r2v worker
+    --engines`); the API still knows every model.
+    """
     data = settings.data_dir
     database, store = open_store(settings)
-    blobs = LocalBlobStore(data / "blobs")
+    blobs = open_blobs(settings)
     workspaces = data / "work"
-    routes = model_routes()
+    routes = model_routes(settings)
     wake = threading.Event()
+    metrics = Metrics(counts=store.counts)
 
     def estimate(request: CreateVideoRequest) -> int:
         route = routes[request.model]
@@ -183,6 +281,7 @@ def build_runtime(settings: Settings) -> Runtime:
             read_timeout=settings.fetch_read_timeout_seconds,
             deadline=settings.fetch_deadline_seconds,
         ),
+        on_bytes=metrics.fetch_bytes.inc,
     )
     files = FileService(
         store,
@@ -211,9 +310,30 @@ def build_runtime(settings: Settings) -> Runtime:
         retention_seconds=settings.retention_seconds,
         poll_interval_seconds=settings.poll_interval_seconds,
     )
+    served = {
+        name: route
+        for name, route in routes.items()
+        if engines is None or route.engine.name in engines
+    }
+    if engines is not None and not served:
+        raise ConfigurationError(
+            f"no model is served by the engines {', '.join(engines)}: check --engines and "
+            "R2V_MODELS__<MODEL>__ENGINE"
+        )
+    handback = threading.Event()
     owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
     workers = [
-        Worker(store, blobs, intake, routes, workspaces, config, owner=f"{owner}:{n}")
+        Worker(
+            store,
+            blobs,
+            intake,
+            served,
+            workspaces,
+            config,
+            owner=f"{owner}:{n}",
+            metrics=metrics,
+            handback=handback,
+        )
         for n in range(settings.workers)
     ]
     housekeeper = Housekeeper(
@@ -227,6 +347,8 @@ def build_runtime(settings: Settings) -> Runtime:
     return Runtime(
         settings=settings,
         database=database,
+        store=store,
+        blobs=blobs,
         tasks=tasks,
         keys=keys,
         files=files,
@@ -244,7 +366,9 @@ def build_runtime(settings: Settings) -> Runtime:
                 poll_seconds=settings.poll_interval_seconds,
             ),
         ),
+        metrics=metrics,
         wake=wake,
+        handback=handback,
     )
 
 
@@ -258,6 +382,8 @@ def build_app(runtime: Runtime) -> FastAPI:
         max_body_bytes=runtime.settings.max_body_bytes,
         max_upload_bytes=runtime.settings.max_upload_bytes,
         sse_keepalive_seconds=runtime.settings.sse_keepalive_seconds,
+        metrics=runtime.metrics,
+        ready=runtime.ready,
     )
     return create_app(services, on_startup=runtime.start, on_shutdown=runtime.stop)
 

@@ -19,6 +19,8 @@
     │   ├── GenerationTimeout       generation_timeout: the render ran past its limit
     │   ├── RequestCancelled        request_cancelled
     │   └── ServiceFailure          service_error: the service itself gave up on the task
+    ├── ConfigurationError          the settings ask for what this install cannot do
+    │   └── EngineUnavailable       an engine cannot run here: what to install or set
     └── LeaseLost                   this worker no longer owns the task: stop, write nothing
 
 Messages are written for the user: what happened and what to change.
@@ -119,6 +121,14 @@ class RequestCancelled(TaskFailure):
 
 class ServiceFailure(TaskFailure):
     code = "service_error"
+
+
+class ConfigurationError(R2VError):
+    """The settings ask for something this install cannot do; the message says what to fix."""
+
+
+class EngineUnavailable(ConfigurationError):
+    """An engine the settings ask for cannot run here; the message says what to install."""
 
 
 class LeaseLost(R2VError):

@@ -6,17 +6,62 @@ runs at import. The README's settings table is written from the field descriptio
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def model_key(name: str) -> str:
+    """A model name as a settings key: `seedance-2.0-reference-to-video` becomes
+    `seedance_2_0_reference_to_video` (what `R2V_MODELS__SEEDANCE_2_0_…` spells)."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+class ModelSettings(BaseModel):
+    """Which engine renders one model name, and how. Set one field with, e.g.,
+    `R2V_MODELS__SEEDANCE_2_0_REFERENCE_TO_VIDEO__ENGINE=diffusers`."""
+
+    engine: Literal["compositor", "diffusers"] = Field(
+        "compositor", description="`compositor` (any CPU) or `diffusers` (a GPU and weights)."
+    )
+    preset: Literal["standard", "fast"] | None = Field(
+        None, description="Quality preset; default: `fast` for the fast model, else `standard`."
+    )
+    weights_dir: Path | None = Field(
+        None, description="diffusers: a local directory holding the pipeline (no hub access)."
+    )
+    steps: int | None = Field(None, ge=1, le=200, description="diffusers: denoising steps.")
+    guidance: float | None = Field(None, ge=0, description="diffusers: classifier-free guidance.")
+    shift: float | None = Field(None, gt=0, description="diffusers: flow scheduler shift.")
+    dtype: Literal["bfloat16", "float16", "float32"] = Field(
+        "bfloat16", description="diffusers: weights and compute dtype."
+    )
+    device: str = Field("cuda", description="diffusers: torch device (`cuda`, `cuda:1`, `cpu`).")
+    lora_dir: Path | None = Field(
+        None, description="diffusers: a LoRA to load, e.g. a step-distilled one for fast."
+    )
+    lora_scale: float = Field(1.0, description="diffusers: the LoRA's weight.")
+    attention_backend: str | None = Field(
+        None, description="diffusers: attention backend (e.g. `flash`, `sage`, `native`)."
+    )
+    cache: str | None = Field(
+        None,
+        description="diffusers: a step cache, e.g. `first_block:0.05` (FirstBlockCache "
+        "threshold) or `none`.",
+    )
+    offload: Literal["none", "model", "sequential"] = Field(
+        "none", description="diffusers: CPU offload for GPUs short of memory."
+    )
+    compile: bool = Field(False, description="diffusers: torch.compile the transformer.")
 
 
 class Settings(BaseSettings):
     """Server, worker and engine settings; `R2V_<FIELD>` in the environment sets each one."""
 
-    model_config = SettingsConfigDict(env_prefix="R2V_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="R2V_", env_nested_delimiter="__", extra="ignore")
 
     data_dir: Path = Field(
         Path("r2v-data"),
@@ -24,6 +69,36 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of the task store; default: SQLite in the data dir."
+    )
+    db_pool_size: int = Field(
+        5, ge=1, le=200, description="Connections each process keeps to PostgreSQL."
+    )
+    db_max_overflow: int = Field(
+        10, ge=0, le=500, description="Extra connections a process may open under load."
+    )
+    storage: Literal["local", "s3"] = Field(
+        "local", description="Where videos and uploads live: the data dir, or an S3 bucket."
+    )
+    s3_bucket: str | None = Field(None, description="s3: the bucket.")
+    s3_prefix: str = Field("", description="s3: a key prefix inside the bucket (e.g. `r2v/`).")
+    s3_endpoint_url: str | None = Field(
+        None, description="s3: the endpoint (SeaweedFS, MinIO, …); default: AWS."
+    )
+    s3_region: str = Field("us-east-1", description="s3: the region.")
+    s3_access_key_id: str | None = Field(
+        None, description="s3: access key id (default: boto3's own lookup)."
+    )
+    s3_secret_access_key: str | None = Field(None, description="s3: secret access key.")
+    s3_presign_endpoint_url: str | None = Field(
+        None,
+        description="s3: the endpoint clients reach for downloads, when it differs from "
+        "`R2V_S3_ENDPOINT_URL` (say, an internal address).",
+    )
+    s3_presign_seconds: int = Field(
+        300,
+        ge=1,
+        le=604800,
+        description="s3: life of the presigned URL a result link redirects to.",
     )
     host: str = Field("127.0.0.1", description="Address `r2v serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `r2v serve` listens on.")
@@ -57,7 +132,7 @@ class Settings(BaseSettings):
         5.0, gt=0, description="How often expired leases are looked for and requeued."
     )
     max_attempts: int = Field(
-        3, ge=1, le=20, description="Claims a task gets before a lost worker fails it."
+        5, ge=1, le=100, description="Claims a task gets before lost workers fail it."
     )
     poll_interval_seconds: float = Field(
         1.0, gt=0, description="How often an idle worker looks for new tasks."
@@ -117,9 +192,38 @@ class Settings(BaseSettings):
     sse_keepalive_seconds: float = Field(
         15.0, gt=0, description="Interval of keep-alive comments on `GET /v1/tasks/{id}/events`."
     )
+    shutdown_grace_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="On SIGTERM, how long a worker may finish its task before it "
+        "hands the task back to the queue.",
+    )
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="`r2v worker`: serve /metrics on this port."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level of the server and workers."
     )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`json`: one JSON object a line, with task and request ids."
+    )
+
+    models: dict[str, ModelSettings] = Field(
+        default_factory=dict,
+        description="Per model: `R2V_MODELS__<MODEL>__<FIELD>`, e.g. "
+        "`R2V_MODELS__SEEDANCE_2_0_REFERENCE_TO_VIDEO__ENGINE=diffusers`; see below.",
+    )
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _model_keys(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {model_key(str(name)): config for name, config in value.items()}
+        return value
+
+    def model(self, name: str) -> ModelSettings:
+        """How the model `name` is rendered: its own settings, else the compositor."""
+        return self.models.get(model_key(name)) or ModelSettings()
 
     @field_validator("fetch_allow_hosts", mode="before")
     @classmethod

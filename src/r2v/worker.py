@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from r2v import logs
 from r2v.engines.base import (
     AudioInput,
     Engine,
@@ -24,7 +25,8 @@ from r2v.engines.base import (
     Preset,
     VideoInput,
 )
-from r2v.errors import GenerationTimeout, LeaseLost, TaskFailure
+from r2v.errors import GenerationTimeout, LeaseLost, R2VError, TaskFailure
+from r2v.metrics import Metrics
 from r2v.protocol import FPS, TaskErrorCode
 from r2v.refs.intake import Intake, References
 from r2v.tasks.ports import BlobStore, TaskStore
@@ -36,6 +38,10 @@ log = logging.getLogger("r2v.worker")
 FETCH_SHARE = (0, 10)
 RENDER_SHARE = (10, 97)
 PROGRESS_WRITE_INTERVAL = 0.5
+
+
+class HandingBack(R2VError):
+    """The worker is shutting down and gives its task back to the queue."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +141,9 @@ class TaskContext:
         lease: Lease,
         workspace: Path,
         deadline: float,
+        handback: threading.Event,
     ) -> None:
+        self._handback = handback
         self._store = store
         self._record = record
         self._lease = lease
@@ -155,7 +163,9 @@ class TaskContext:
         return self
 
     def check(self) -> None:
-        """Raise when the render must stop: lease lost or past the time limit."""
+        """Raise when the render must stop: lease lost, shutting down, or past the time limit."""
+        if self._handback.is_set():
+            raise HandingBack(f"shutting down: {self._record.id} goes back to the queue")
         if self._lease.lost:
             raise LeaseLost(f"lost the lease on {self._record.id}")
         if time.time() > self._deadline:
@@ -187,11 +197,15 @@ class Worker:
         config: WorkerConfig,
         *,
         owner: str,
+        metrics: Metrics | None = None,
+        handback: threading.Event | None = None,
     ) -> None:
+        self._metrics = metrics
+        self.handback = handback or threading.Event()
         self._store = store
         self._blobs = blobs
         self._intake = intake
-        self._models = models
+        self.routes = models
         self._workspaces = workspace_root
         self._config = config
         self.owner = owner
@@ -210,10 +224,17 @@ class Worker:
 
     def run_once(self) -> bool:
         """Claim and process one task; False when there was none."""
-        record = self._store.claim(self.owner, self._config.lease_seconds, time.time())
+        now = time.time()
+        record = self._store.claim(self.owner, self._config.lease_seconds, now, list(self.routes))
         if record is None:
             return False
-        self.process(record)
+        if self._metrics is not None:
+            self._metrics.claim_latency.observe(max(0.0, now - record.created_at))
+        token = logs.task_id.set(record.id)
+        try:
+            self.process(record)
+        finally:
+            logs.task_id.reset(token)
         return True
 
     def process(self, record: TaskRecord) -> None:
@@ -225,8 +246,13 @@ class Worker:
         try:
             with Lease(self._store, record, self._config) as lease:
                 deadline = time.time() + self._config.render_timeout_seconds
-                context = TaskContext(self._store, record, lease, workspace, deadline)
+                context = TaskContext(
+                    self._store, record, lease, workspace, deadline, self.handback
+                )
                 self._render(record, context)
+        except HandingBack:
+            handed = self._store.release(record.id, record.attempt, time.time())
+            log.info("task %s: handed back to the queue (%s)", record.id, handed)
         except LeaseLost:
             log.warning(
                 "task %s: attempt %d is no longer this worker's (cancelled or reassigned); "
@@ -237,6 +263,7 @@ class Worker:
         except TaskFailure as failure:
             log.info("task %s failed: %s: %s", record.id, failure.code, failure.message)
             self._fail(record, failure.code, failure.message)
+            self._count("failed", failure.code)
         except Exception:
             log.exception("task %s: the render failed unexpectedly", record.id)
             self._fail(
@@ -244,11 +271,17 @@ class Worker:
                 TaskErrorCode.GENERATION_FAILED.value,
                 f"rendering failed unexpectedly; the server log has the details under {record.id}",
             )
+            self._count("failed", TaskErrorCode.GENERATION_FAILED.value)
         finally:
             shutil.rmtree(workspace, ignore_errors=True)
 
+    def _count(self, status: str, code: str = "") -> None:
+        if self._metrics is not None:
+            self._metrics.tasks_finished.labels(status, code).inc()
+
     def _render(self, record: TaskRecord, context: TaskContext) -> None:
-        route = self._models[record.model]
+        started = time.monotonic()
+        route = self.routes[record.model]
         refs = self._intake.gather(
             record.request,
             context.workspace,
@@ -275,6 +308,11 @@ class Worker:
             self._blobs.delete(key)
             raise LeaseLost(f"lost the lease on {record.id} before completing")
         log.info("task %s completed in attempt %d", record.id, record.attempt)
+        self._count("completed")
+        if self._metrics is not None:
+            self._metrics.render_seconds.labels(route.engine.name, record.model).observe(
+                time.monotonic() - started
+            )
 
     def _fail(self, record: TaskRecord, code: str, message: str) -> None:
         if not self._store.fail(
@@ -296,7 +334,7 @@ class Housekeeper:
         *,
         max_attempts: int,
         stale_workspace_seconds: float,
-        sweep_uploads: Callable[[], int] = lambda: 0,
+        sweep_uploads: Callable[[float], int] = lambda _now: 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._sweep_uploads = sweep_uploads
@@ -315,15 +353,15 @@ class Housekeeper:
         for task_id in outcome.failed:
             log.error("task %s: its workers stopped %d times; failed", task_id, self._max_attempts)
 
-    def sweep(self) -> None:
-        """Delete results past retention and workspaces nobody is using."""
-        now = self._clock()
+    def sweep(self, now: float | None = None) -> None:
+        """Delete results and uploads past retention (as of `now`), and idle workspaces."""
+        now = self._clock() if now is None else now
         while expired := self._store.expired_results(now):
             for task_id, key in expired:
                 self._blobs.delete(key)
                 self._store.forget_result(task_id)
                 log.info("task %s: result deleted after the retention period", task_id)
-        if deleted := self._sweep_uploads():
+        if deleted := self._sweep_uploads(now):
             log.info("%d uploaded file(s) deleted after the retention period", deleted)
         if not self._workspaces.is_dir():
             return

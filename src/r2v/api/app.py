@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -17,9 +18,11 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import r2v
+from r2v import logs
 from r2v.api.errors import error_response, install_error_handlers
 from r2v.api.routes import public, v1
 from r2v.api.services import ApiServices
+from r2v.metrics import Metrics
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -30,10 +33,17 @@ class RequestContext:
     Uploads (`POST /v1/files`) have their own, larger cap; every other body the JSON cap.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_upload_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        max_upload_bytes: int,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_upload_bytes = max_upload_bytes
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -43,6 +53,9 @@ class RequestContext:
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
+        logs.request_id.set(request_id)
+        started = time.perf_counter()
+        status = 500
 
         cap = self.max_upload_bytes if scope["path"] == "/v1/files" else self.max_body_bytes
         declared = headers.get(b"content-length", b"")
@@ -62,14 +75,23 @@ class RequestContext:
             return message
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"x-request-id" for name, _value in headers):
+                    headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
             await send(message)
 
-        await self.app(scope, counted_receive, send_with_id)
+        try:
+            await self.app(scope, counted_receive, send_with_id)
+        finally:
+            if self.metrics is not None:
+                route = scope.get("route")
+                self.metrics.http_seconds.labels(
+                    scope["method"], getattr(route, "path", "unmatched"), str(status)
+                ).observe(time.perf_counter() - started)
 
     async def _too_large(self, cap: int, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(413, "request_too_large", _too_large_message(cap))
@@ -110,5 +132,6 @@ def create_app(
         RequestContext,
         max_body_bytes=services.max_body_bytes,
         max_upload_bytes=services.max_upload_bytes,
+        metrics=services.metrics,
     )
     return app

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from r2v import errors
@@ -112,6 +113,24 @@ def describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
     return text, param
 
 
+_UNREACHABLE = (
+    "connection",
+    "connect to server",
+    "server closed",
+    "terminating",
+    "the database system is",
+    "database is locked",
+)
+
+
+def database_unreachable(exc: DBAPIError) -> bool:
+    """Whether a database error means "not reachable now" (503) rather than a bug (500)."""
+    if exc.connection_invalidated:
+        return True
+    text = str(exc.orig).lower()
+    return isinstance(exc, OperationalError) and any(words in text for words in _UNREACHABLE)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every exception into the error envelope."""
 
@@ -139,6 +158,19 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         headers = dict(exc.headers) if exc.headers else None
         return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not database_unreachable(exc):
+            return await _unexpected(request, exc)
+        request_id = getattr(request.state, "request_id", "-")
+        log.warning("request %s: the database is unreachable: %s", request_id, exc.orig)
+        return error_response(
+            503,
+            "database_unavailable",
+            f"the database is unavailable; retry shortly (request id {request_id})",
+            headers={"Retry-After": "2", "X-Request-ID": request_id},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -6,14 +6,15 @@ import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Header, Query, Request, Response, UploadFile
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from r2v.api.services import ApiServices
 from r2v.api.streaming import prefer_wait, task_events, wait_terminal
+from r2v.metrics import CONTENT_TYPE
 from r2v.protocol import CreateVideoRequest, ErrorBody, FileObject, TaskList, TaskObject
-from r2v.tasks.ports import ApiKey
+from r2v.tasks.ports import ApiKey, BlobLocation
 from r2v.tasks.service import poll_after_ms
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -143,10 +144,17 @@ def get_file(file_id: str, request: Request, key: Key, svc: Services) -> FileObj
     return svc.files.to_wire(svc.files.get(key.id, file_id), svc.base_url(request))
 
 
+def _serve(found: BlobLocation, media_type: str, filename: str | None = None) -> Response:
+    # local disk: the file itself (with Range); object storage: a short presigned redirect
+    if found.path is not None:
+        return FileResponse(found.path, media_type=media_type, filename=filename)
+    return RedirectResponse(str(found.url), status_code=307)
+
+
 @v1.get("/files/{file_id}/content", response_class=FileResponse)
-def get_file_content(file_id: str, key: Key, svc: Services) -> FileResponse:
+def get_file_content(file_id: str, key: Key, svc: Services) -> Response:
     """EXT: an upload's bytes, for the key that uploaded it."""
-    return FileResponse(svc.files.content(key.id, file_id), media_type="application/octet-stream")
+    return _serve(svc.files.content(key.id, file_id), "application/octet-stream")
 
 
 @public.head("/results/{task_id}/video.mp4", include_in_schema=False)
@@ -160,13 +168,28 @@ def download_result(
     svc: Services,
     expires: str | None = None,
     signature: str | None = None,
-) -> FileResponse:
+) -> Response:
     """The finished video behind a signed link (HTTP Range supported)."""
-    path = svc.tasks.result_file(task_id, expires, signature)
-    return FileResponse(path, media_type="video/mp4", filename=f"{task_id}.mp4")
+    found = svc.tasks.result_location(task_id, expires, signature)
+    return _serve(found, "video/mp4", f"{task_id}.mp4")
 
 
 @public.get("/healthz")
 def healthz() -> dict[str, str]:
     """Liveness: 200 once the server has started."""
     return {"status": "ok"}
+
+
+@public.get("/readyz", responses={503: {"model": ErrorBody}})
+def readyz(svc: Services) -> dict[str, str]:
+    """Readiness: 200 when the database and the storage answer, else 503."""
+    svc.ready()
+    return {"status": "ready"}
+
+
+@public.get("/metrics", response_class=Response, include_in_schema=False)
+def metrics(svc: Services) -> Response:
+    """Prometheus metrics of this process (and the task counts of the whole database)."""
+    if svc.metrics is None:
+        return Response(status_code=404)
+    return Response(svc.metrics.render(), media_type=CONTENT_TYPE)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from r2v.metrics import Metrics
 from r2v.tasks.files import FileService
 from r2v.tasks.keys import KeyService
 from r2v.tasks.service import TaskService
@@ -20,6 +22,9 @@ class ApiServices:
     max_body_bytes: int = 1_000_000
     max_upload_bytes: int = 51_000_000
     sse_keepalive_seconds: float = 15.0
+    metrics: Metrics | None = None
+    ready: Callable[[], None] = lambda: None
+    """Raises when the database or the storage cannot be used (for /readyz)."""
 
     def base_url(self, request: Request) -> str:
         """Where clients reach this server: the configured public URL, else the request's."""

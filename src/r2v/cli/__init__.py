@@ -1,5 +1,5 @@
-"""The `r2v` command: the server side (`serve`, `keys`) and the client side (`generate`,
-`tasks`, `download`).
+"""The `r2v` command: the server side (`serve`, `worker`, `keys`) and the client side
+(`generate`, `tasks`, `download`).
 
 Heavy imports (the server, the engines) happen inside the commands, so `r2v --help` is fast.
 Exit codes scripts can rely on: 0 done; 1 the task failed; 2 wrong usage; 3 the server
@@ -13,7 +13,7 @@ import click
 
 import r2v
 from r2v.cli.client import download, generate, tasks
-from r2v.cli.server import keys, serve
+from r2v.cli.server import keys, serve, worker
 
 
 @click.group()
@@ -22,7 +22,7 @@ def main() -> None:
     """r2v: a self-hosted Seedance 2.0 reference-to-video server, and its client."""
 
 
-for command in (serve, keys, generate, tasks, download):
+for command in (serve, worker, keys, generate, tasks, download):
     main.add_command(command)
 
 __all__ = ["main"]

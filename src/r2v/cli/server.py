@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import click
 
 import r2v
+from r2v import logs
 
 
 def load_settings(**overrides: Any) -> Any:
@@ -46,13 +49,16 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, workers: in
     import uvicorn
 
     from r2v.bootstrap import build_app, build_runtime
+    from r2v.errors import ConfigurationError
 
     settings = load_settings(host=host, port=port, data_dir=data_dir, workers=workers)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    runtime = build_runtime(settings)
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        runtime = build_runtime(settings)
+        runtime.load_engines()
+    except ConfigurationError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        raise SystemExit(1) from exc
     created = runtime.ensure_key()
     if created is not None:
         click.echo(
@@ -72,10 +78,62 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, workers: in
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
+            log_config=None,  # keep the logging set up above (text or JSON)
             access_log=settings.log_level == "debug",
         )
     finally:
         runtime.close()
+
+
+@click.command()
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Tasks rendered at once.",
+)
+@click.option(
+    "--engines",
+    default=None,
+    help="Only render models these engines serve, e.g. `diffusers` (comma-separated).",
+)
+@data_dir_option
+def worker(concurrency: int, engines: str | None, data_dir: Path | None) -> None:
+    """Run a worker with no HTTP server: claim, render and complete tasks.
+
+    SIGTERM (or Ctrl-C) stops claiming, lets the task in hand finish for
+    R2V_SHUTDOWN_GRACE_SECONDS, then hands it back to the queue.
+    """
+    from r2v.bootstrap import build_runtime
+    from r2v.errors import ConfigurationError
+
+    settings = load_settings(workers=concurrency, data_dir=data_dir)
+    logs.configure(settings.log_level, settings.log_format)
+    chosen = [name.strip() for name in engines.split(",") if name.strip()] if engines else None
+    try:
+        runtime = build_runtime(settings, engines=chosen)
+        runtime.load_engines()
+    except ConfigurationError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        raise SystemExit(1) from exc
+    if settings.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(
+            settings.metrics_port, addr=settings.host, registry=runtime.metrics.registry
+        )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_args: stop.set())
+    runtime.start()
+    logging.getLogger("r2v").info(
+        "worker ready: %d slot(s), models %s", concurrency, ", ".join(runtime.workers[0].routes)
+    )
+    stop.wait()
+    logging.getLogger("r2v").info("stopping: finishing or handing back the tasks in hand")
+    runtime.stop(grace=settings.shutdown_grace_seconds)
+    runtime.close()
 
 
 @click.group()

@@ -61,7 +61,7 @@ def _sqlite_engine(url: str, *, immediate: bool) -> sa.Engine:
     return engine
 
 
-def open_database(url: str) -> Database:
+def open_database(url: str, pool_size: int = 5, max_overflow: int = 10) -> Database:
     """Engines for the database at `url`, creating the SQLite file's directory if needed."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -71,5 +71,12 @@ def open_database(url: str) -> Database:
             write=_sqlite_engine(url, immediate=True),
             read=_sqlite_engine(url, immediate=False),
         )
-    engine = sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(
+        url,
+        # a connection the server dropped (a restart, a failover) is replaced, not used
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_recycle=1800,
+    )
     return Database(write=engine, read=engine)

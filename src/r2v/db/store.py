@@ -21,6 +21,9 @@ from r2v.protocol import CreateVideoRequest, TaskErrorCode, TaskStatus
 from r2v.tasks.ports import FileRecord, Idempotency, KeyLimits, ReapOutcome
 from r2v.tasks.record import TaskRecord
 
+TASKS_CHANNEL = "r2v_tasks"
+"""The PostgreSQL channel a NOTIFY on it says: a task may be waiting."""
+
 PENDING = TaskStatus.PENDING.value
 PROCESSING = TaskStatus.PROCESSING.value
 COMPLETED = TaskStatus.COMPLETED.value
@@ -93,6 +96,7 @@ class SqlStore:
                     retry_after=10,
                 )
             conn.execute(tasks.insert().values(**_to_row(record)))
+            self._notify(conn)
             if idempotency is not None:
                 conn.execute(
                     idempotency_keys.insert().values(
@@ -181,10 +185,19 @@ class SqlStore:
             row = conn.execute(query).first()
         return _to_record(row) if row is not None else None
 
-    def claim(self, owner: str, lease_seconds: float, now: float) -> TaskRecord | None:
+    def claim(
+        self,
+        owner: str,
+        lease_seconds: float,
+        now: float,
+        models: Sequence[str] | None = None,
+    ) -> TaskRecord | None:
+        eligible = [tasks.c.status == PENDING]
+        if models is not None:
+            eligible.append(tasks.c.model.in_(list(models)))
         oldest_pending = (
             sa.select(tasks.c.id)
-            .where(tasks.c.status == PENDING)
+            .where(*eligible)
             .order_by(tasks.c.created_at, tasks.c.id)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -215,6 +228,31 @@ class SqlStore:
             if changed and finishes is not None:
                 enqueue_webhooks(conn, [finishes], values["updated_at"])
         return changed
+
+    def release(self, task_id: str, attempt: int, now: float) -> bool:
+        with self._db.write.begin() as conn:
+            result = conn.execute(
+                tasks.update()
+                .where(_fenced(task_id, attempt))
+                .values(status=PENDING, lease_owner=None, lease_expires_at=None, updated_at=now)
+            )
+            if result.rowcount:
+                self._notify(conn)
+        return result.rowcount > 0
+
+    def counts(self) -> dict[str, int]:
+        query = sa.select(tasks.c.status, sa.func.count()).group_by(tasks.c.status)
+        with self._db.read.connect() as conn:
+            return {str(status): int(count) for status, count in conn.execute(query)}
+
+    def ping(self) -> None:
+        with self._db.read.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def _notify(self, conn: sa.Connection) -> None:
+        # PostgreSQL wakes idle workers at commit; SQLite workers poll (and share a process)
+        if self._db.dialect == "postgresql":
+            conn.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": TASKS_CHANNEL})
 
     def heartbeat(self, task_id: str, attempt: int, lease_expires_at: float) -> bool:
         return self._update(_fenced(task_id, attempt), lease_expires_at=lease_expires_at)
@@ -303,6 +341,8 @@ class SqlStore:
                 .returning(tasks.c.id)
             ).scalars()
             requeued_ids = tuple(requeued)
+            if requeued_ids:
+                self._notify(conn)
         return ReapOutcome(requeued=requeued_ids, failed=failed_ids)
 
     def expired_results(self, now: float, limit: int = 100) -> list[tuple[str, str]]:

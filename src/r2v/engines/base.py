@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from r2v.protocol import (
     FPS,
@@ -117,6 +117,15 @@ class Engine(Protocol):
 
     def generate(self, request: EngineRequest, context: RenderContext) -> EngineResult:
         """Render the request into an MP4 inside `context.workspace` and describe it."""
+        ...
+
+
+@runtime_checkable
+class Loadable(Protocol):
+    """An engine with weights to load once per process, before its first task."""
+
+    def load(self) -> None:
+        """Load (and keep resident) whatever the engine needs; raise EngineUnavailable."""
         ...
 
 

@@ -121,7 +121,9 @@ class Fetcher:
         limits: FetchLimits | None = None,
         *,
         user_agent: str = "r2v-fetcher/0.1",
+        on_bytes: Callable[[int], None] = lambda _n: None,
     ) -> None:
+        self._on_bytes = on_bytes
         self._allow = {entry.lower() for entry in allow_hosts}
         self.limits = limits or FetchLimits()
         self._user_agent = user_agent
@@ -301,6 +303,7 @@ class Fetcher:
                         break
                     check()
                     out.write(chunk)
+                    self._on_bytes(len(chunk))
         except httpx.TimeoutException as exc:
             raise ReferenceFetchFailed(
                 "the server stopped sending the file (read timeout)"

@@ -7,7 +7,6 @@ Every problem fails the task with `reference_fetch_failed` (could not download) 
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,16 +40,16 @@ _ACCEPTED = {"image": "JPEG, PNG or WebP", "video": "MP4 or MOV", "audio": "MP3 
 class Uploads(Protocol):
     """Files uploaded to r2v itself, read from storage instead of the network."""
 
-    def local_path(self, key_id: str, file_id: str) -> Path | None:
-        """The upload's bytes for this key, or None when unknown, expired or not its own."""
+    def copy_to(self, key_id: str, file_id: str, dest: Path) -> bool:
+        """Put the key's upload at `dest`; False when unknown, expired or not its own."""
         ...
 
 
 class NoUploads:
     """`Uploads` for a deployment that takes none."""
 
-    def local_path(self, key_id: str, file_id: str) -> Path | None:  # noqa: ARG002
-        return None
+    def copy_to(self, key_id: str, file_id: str, dest: Path) -> bool:  # noqa: ARG002
+        return False
 
 
 @dataclass(frozen=True)
@@ -176,19 +175,14 @@ class Intake:
         file_id = uploaded_file_id(url)
         if file_id is None:
             return self._fetcher.fetch(url, dest, cap, check=self._check).size
-        source = self._uploads.local_path(key_id, file_id)
-        if source is None:
+        if not self._uploads.copy_to(key_id, file_id, dest):
             raise ReferenceFetchFailed(
                 f"the uploaded file {file_id} has expired or belongs to another key: "
                 "upload it again"
             )
-        size = source.stat().st_size
+        size = dest.stat().st_size
         if size > cap:
             raise ReferenceInvalid(too_large(size, cap))
-        try:
-            dest.hardlink_to(source)
-        except OSError:
-            shutil.copyfile(source, dest)
         return size
 
 

@@ -1,10 +1,13 @@
-"""Finished videos on local disk, under the data dir."""
+"""Finished videos and uploads on local disk, under the data dir."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
+
+from r2v.tasks.ports import BlobLocation
 
 
 class LocalBlobStore:
@@ -28,9 +31,19 @@ class LocalBlobStore:
         # rename is atomic: a reader sees the whole file or none
         os.replace(partial, target)
 
-    def local_path(self, key: str) -> Path | None:
+    def locate(self, key: str) -> BlobLocation | None:
         path = self._path(key)
-        return path if path.is_file() else None
+        return BlobLocation(path=path) if path.is_file() else None
+
+    def download(self, key: str, dest: Path) -> bool:
+        path = self._path(key)
+        if not path.is_file():
+            return False
+        try:
+            dest.hardlink_to(path)  # same disk: no copy at all
+        except OSError:
+            shutil.copyfile(path, dest)
+        return True
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -39,3 +52,7 @@ class LocalBlobStore:
         parent = path.parent
         if parent != self.root.resolve() and parent.is_dir() and not any(parent.iterdir()):
             parent.rmdir()
+
+    def check(self) -> None:
+        with tempfile.NamedTemporaryFile(dir=self.root):
+            pass  # the directory exists and is writable

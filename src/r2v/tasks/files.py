@@ -23,7 +23,7 @@ from r2v.protocol import (
     MAX_VIDEO_TOTAL_BYTES,
     FileObject,
 )
-from r2v.tasks.ports import BlobStore, FileRecord, FileStore
+from r2v.tasks.ports import BlobLocation, BlobStore, FileRecord, FileStore
 
 Sniffer = Callable[[Path], "tuple[str, str] | None"]
 """Tells (kind, format) of a file from its bytes, or None when it is no allowed format."""
@@ -111,19 +111,20 @@ class FileService:
             raise NotFound(f"no uploaded file {file_id} for this API key", code="file_not_found")
         return record
 
-    def content(self, key_id: str, file_id: str) -> Path:
-        """The stored bytes of the key's upload."""
-        path = self._blobs.local_path(self.get(key_id, file_id).blob_key)
-        if path is None:
+    def content(self, key_id: str, file_id: str) -> BlobLocation:
+        """Where the stored bytes of the key's upload are."""
+        found = self._blobs.locate(self.get(key_id, file_id).blob_key)
+        if found is None:
             raise NotFound(f"the content of {file_id} is gone", code="file_not_found")
-        return path
+        return found
 
-    def local_path(self, key_id: str, file_id: str) -> Path | None:
-        """The upload's bytes on local disk for the worker, or None when not usable."""
+    def copy_to(self, key_id: str, file_id: str, dest: Path) -> bool:
+        """Put the key's upload at `dest` for the worker; False when it is not usable."""
         try:
-            return self.content(key_id, file_id)
+            record = self.get(key_id, file_id)
         except NotFound:
-            return None
+            return False
+        return self._blobs.download(record.blob_key, dest)
 
     def problem(self, key_id: str, file_id: str, kind: str) -> str | None:
         """Why the key may not use this upload as a `kind` reference, or None."""

@@ -142,8 +142,15 @@ class TaskStore(Protocol):
         """The task, or None when unknown or (with `key_id`) owned by another key."""
         ...
 
-    def claim(self, owner: str, lease_seconds: float, now: float) -> TaskRecord | None:
-        """Atomically take the oldest pending task: processing, attempt + 1, leased to owner."""
+    def claim(
+        self,
+        owner: str,
+        lease_seconds: float,
+        now: float,
+        models: Sequence[str] | None = None,
+    ) -> TaskRecord | None:
+        """Atomically take the oldest pending task (of `models`, when given): processing,
+        attempt + 1, leased to owner."""
         ...
 
     def heartbeat(self, task_id: str, attempt: int, lease_expires_at: float) -> bool:
@@ -173,6 +180,18 @@ class TaskStore(Protocol):
         self, task_id: str, attempt: int | None, *, code: str, message: str, now: float
     ) -> bool:
         """Mark failed. `attempt=None` fails whatever attempt is current, if not terminal."""
+        ...
+
+    def release(self, task_id: str, attempt: int, now: float) -> bool:
+        """Hand a processing task back to the queue (a worker shutting down); fenced."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """How many tasks there are in each status."""
+        ...
+
+    def ping(self) -> None:
+        """Raise when the database cannot be reached (for readiness)."""
         ...
 
     def reap(self, now: float, max_attempts: int) -> ReapOutcome:
@@ -268,17 +287,33 @@ class FileStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class BlobLocation:
+    """Where a stored object can be read: a local file, or a short-lived URL."""
+
+    path: Path | None = None
+    url: str | None = None
+
+
 class BlobStore(Protocol):
-    """Where finished videos are kept."""
+    """Where finished videos and uploads are kept."""
 
     def put(self, key: str, source: Path) -> None:
         """Store the file at `source` under `key`, taking ownership of it."""
         ...
 
-    def local_path(self, key: str) -> Path | None:
-        """The stored file on local disk, or None when it does not exist."""
+    def locate(self, key: str) -> BlobLocation | None:
+        """Where to read the object from, or None when it does not exist."""
+        ...
+
+    def download(self, key: str, dest: Path) -> bool:
+        """Copy the object to the local file `dest`; False when it does not exist."""
         ...
 
     def delete(self, key: str) -> None:
         """Delete the object; deleting a missing key is not an error."""
+        ...
+
+    def check(self) -> None:
+        """Raise when the store cannot be used right now (for readiness)."""
         ...

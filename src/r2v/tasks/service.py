@@ -10,7 +10,6 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from r2v.errors import Conflict, InvalidRequest, InvalidTaskId, LinkExpired, NotFound
 from r2v.protocol import (
@@ -30,7 +29,7 @@ from r2v.protocol import (
 )
 from r2v.tasks.files import FileService
 from r2v.tasks.links import LinkSigner, result_path
-from r2v.tasks.ports import ApiKey, BlobStore, Idempotency, KeyLimits, TaskStore
+from r2v.tasks.ports import ApiKey, BlobLocation, BlobStore, Idempotency, KeyLimits, TaskStore
 from r2v.tasks.record import TaskRecord, new_task_id
 
 Estimator = Callable[[CreateVideoRequest], int]
@@ -254,19 +253,21 @@ class TaskService:
             raise NotFound(f"no task {task_id} for this API key", code="task_not_found")
         return record
 
-    def result_file(self, task_id: str, expires: str | None, signature: str | None) -> Path:
-        """The video behind a signed result link, once the link is checked."""
+    def result_location(
+        self, task_id: str, expires: str | None, signature: str | None
+    ) -> BlobLocation:
+        """Where the video behind a signed result link is, once the link is checked."""
         self._signer.verify(result_path(task_id), expires, signature, self._clock())
         record = self._store.get(task_id)
         if record is None or record.status is not TaskStatus.COMPLETED:
             raise NotFound("no video for this link", code="result_not_found")
-        path = self._blobs.local_path(record.result_key) if record.result_key else None
-        if path is None:
+        found = self._blobs.locate(record.result_key) if record.result_key else None
+        if found is None:
             raise LinkExpired(
                 "this video was deleted after the retention period: create the task again",
                 code="result_deleted",
             )
-        return path
+        return found
 
     def to_wire(self, record: TaskRecord, base_url: str) -> TaskObject:
         """The one translation from task record to the wire task object."""

@@ -1,0 +1,60 @@
+"""Logging: plain text for people, or one JSON object a line carrying task and request ids.
+
+The ids live in context variables: the API sets the request id for each request, a worker
+the task id for each task, and every log record made meanwhile carries them.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import time
+
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+task_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("task_id", default=None)
+
+
+class JsonFormatter(logging.Formatter):
+    """A log record as one line of JSON."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name, var in (("request_id", request_id), ("task_id", task_id)):
+            value = var.get()
+            if value is not None:
+                entry[name] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class _ContextText(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        ids = " ".join(
+            f"{name}={value}"
+            for name, value in (("task", task_id.get()), ("request", request_id.get()))
+            if value
+        )
+        return f"{line} [{ids}]" if ids else line
+
+
+def configure(level: str, fmt: str) -> None:
+    """Send every log record to stderr, as text or as JSON lines."""
+    handler = logging.StreamHandler()
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(_ContextText("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # one line per HTTP request the fetcher makes is noise, not news
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

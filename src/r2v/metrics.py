@@ -1,0 +1,76 @@
+"""Prometheus metrics of one process, on a registry of its own (no global state).
+
+HTTP latency, render time, claim latency and fetched bytes are counted where they happen;
+the task counts by status (and so the queue depth) are read from the database at scrape
+time, so every replica reports the same, true numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_RENDER_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
+
+
+class _TaskCounts(Collector):
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        counts = self._counts()
+        by_status = GaugeMetricFamily("r2v_tasks", "Tasks by status.", labels=["status"])
+        for status in ("pending", "processing", "completed", "failed"):
+            by_status.add_metric([status], counts.get(status, 0))
+        yield by_status
+        yield GaugeMetricFamily(
+            "r2v_queue_depth", "Tasks waiting for a worker.", value=counts.get("pending", 0)
+        )
+
+
+class Metrics:
+    """The metrics of one process."""
+
+    def __init__(self, counts: Callable[[], dict[str, int]] | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self.http_seconds = Histogram(
+            "r2v_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["method", "route", "status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.render_seconds = Histogram(
+            "r2v_render_seconds",
+            "Time from claim to completion of a task, by engine and model.",
+            ["engine", "model"],
+            buckets=_RENDER_BUCKETS,
+            registry=self.registry,
+        )
+        self.claim_latency = Histogram(
+            "r2v_claim_latency_seconds",
+            "Time a task waited between creation (or requeue) and its claim.",
+            buckets=_RENDER_BUCKETS,
+            registry=self.registry,
+        )
+        self.fetch_bytes = Counter(
+            "r2v_fetch_bytes", "Bytes of reference media downloaded.", registry=self.registry
+        )
+        self.tasks_finished = Counter(
+            "r2v_tasks_finished",
+            "Tasks this process finished, by outcome.",
+            ["status", "code"],
+            registry=self.registry,
+        )
+        if counts is not None:
+            self.registry.register(_TaskCounts(counts))
+
+    def render(self) -> bytes:
+        """The exposition text of every metric."""
+        return generate_latest(self.registry)
