@@ -102,8 +102,10 @@ class Fleet:
                 raise RuntimeError("the API did not start:\n" + "\n".join(process.lines()))
             time.sleep(0.1)
 
-    def worker(self, name: str, *args: str, **env: str) -> Process:
+    def worker(self, name: str, *args: str, wait: bool = True, **env: str) -> Process:
         process = self._start(name, ["worker", *args], env)
+        if not wait:
+            return process
         deadline = time.monotonic() + 60
         while not any("worker ready" in line for line in process.lines()):
             if process.popen.poll() is not None or time.monotonic() > deadline:

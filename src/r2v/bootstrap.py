@@ -405,4 +405,4 @@ def key_service(settings: Settings, database: Database) -> KeyService:
         burst=settings.rate_limit_burst,
         max_unfinished=settings.max_unfinished_tasks,
     )
-    return KeyService(SqlKeyStore(database), defaults)
+    return KeyService(SqlKeyStore(database), defaults, cache_seconds=settings.key_cache_seconds)

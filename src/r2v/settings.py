@@ -166,6 +166,12 @@ class Settings(BaseSettings):
         description="Largest multipart body `POST /v1/files` takes (a 50 MB video and the "
         "form around it).",
     )
+    key_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long a replica trusts a key it has checked; a key revoked on another "
+        "replica stops working within this time.",
+    )
     rate_limit_per_minute: int = Field(
         60, ge=1, description="Tasks a key may create a minute, unless the key sets its own."
     )

@@ -11,8 +11,10 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -102,6 +104,24 @@ def _too_large_message(cap: int) -> str:
     return f"the body is larger than {cap:,} bytes: send large references by URL"
 
 
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The schema, with the bearer scheme on every /v1 operation (checked by `api_key`)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, summary=app.summary, routes=app.routes
+    )
+    schema.setdefault("components", {})["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer"}
+    }
+    for path, operations in schema["paths"].items():
+        if path.startswith("/v1/"):
+            for operation in operations.values():
+                operation["security"] = [{"bearer": []}]
+    app.openapi_schema = schema
+    return schema
+
+
 def create_app(
     services: ApiServices,
     *,
@@ -125,6 +145,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = services
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     app.include_router(v1)
     app.include_router(public)

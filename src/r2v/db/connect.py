@@ -3,7 +3,8 @@
 SQLite runs in WAL mode with a busy timeout. Writes open with `BEGIN IMMEDIATE`, taking the
 write lock up front: a deferred transaction that reads, then writes, can fail at once with
 SQLITE_BUSY when another writer got there first, whatever the busy timeout says. Reads use a
-second engine with ordinary deferred transactions, so they never queue behind the writer.
+second engine in autocommit (each read is one statement), so they never queue behind the
+writer and cost no BEGIN/COMMIT round of their own.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class Database:
             self.read.dispose()
 
 
-def _sqlite_engine(url: str, *, immediate: bool) -> sa.Engine:
+def _sqlite_engine(url: str, *, writes: bool) -> sa.Engine:
     engine = sa.create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30},
@@ -52,12 +53,13 @@ def _sqlite_engine(url: str, *, immediate: bool) -> sa.Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+    if writes:
 
-    @sa.event.listens_for(engine, "begin")
-    def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql(begin)
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(connection: sa.Connection) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+    # Reads emit no BEGIN at all: each is one statement, atomic on its own snapshot.
     return engine
 
 
@@ -68,8 +70,8 @@ def open_database(url: str, pool_size: int = 5, max_overflow: int = 10) -> Datab
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         return Database(
-            write=_sqlite_engine(url, immediate=True),
-            read=_sqlite_engine(url, immediate=False),
+            write=_sqlite_engine(url, writes=True),
+            read=_sqlite_engine(url, writes=False),
         )
     engine = sa.create_engine(
         url,

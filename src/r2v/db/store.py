@@ -17,7 +17,7 @@ from r2v.db.connect import Database
 from r2v.db.schema import api_keys, files, idempotency_keys, rate_buckets, tasks
 from r2v.db.webhooks import enqueue_webhooks
 from r2v.errors import Conflict, RateLimited
-from r2v.protocol import CreateVideoRequest, TaskErrorCode, TaskStatus
+from r2v.protocol import TaskErrorCode, TaskStatus
 from r2v.tasks.ports import FileRecord, Idempotency, KeyLimits, ReapOutcome
 from r2v.tasks.record import TaskRecord
 
@@ -33,7 +33,7 @@ FAILED = TaskStatus.FAILED.value
 def _to_record(row: Any) -> TaskRecord:
     values = dict(row._mapping)
     values["status"] = TaskStatus(values["status"])
-    values["request"] = CreateVideoRequest.model_validate_json(values["request"])
+    values["request_json"] = values.pop("request")
     return TaskRecord(**values)
 
 
@@ -44,8 +44,13 @@ def _to_row(record: TaskRecord) -> dict[str, Any]:
         if column.name not in ("status", "request")
     } | {
         "status": record.status.value,
-        "request": record.request.model_dump_json(),
+        "request": record.request_json,
     }
+
+
+# The hottest reads, built once: pollers ask for their task many times a second.
+_TASK_BY_ID = sa.select(tasks).where(tasks.c.id == sa.bindparam("task_id"))
+_OWN_TASK = _TASK_BY_ID.where(tasks.c.key_id == sa.bindparam("key_id"))
 
 
 def _fenced(task_id: str, attempt: int) -> sa.ColumnElement[bool]:
@@ -178,11 +183,11 @@ class SqlStore:
         return row is not None
 
     def get(self, task_id: str, key_id: str | None = None) -> TaskRecord | None:
-        query = sa.select(tasks).where(tasks.c.id == task_id)
-        if key_id is not None:
-            query = query.where(tasks.c.key_id == key_id)
         with self._db.read.connect() as conn:
-            row = conn.execute(query).first()
+            if key_id is None:
+                row = conn.execute(_TASK_BY_ID, {"task_id": task_id}).first()
+            else:
+                row = conn.execute(_OWN_TASK, {"task_id": task_id, "key_id": key_id}).first()
         return _to_record(row) if row is not None else None
 
     def claim(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,10 +49,17 @@ class KeyService:
         store: KeyStore,
         defaults: KeyLimits | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        cache_seconds: float = 5.0,
     ) -> None:
         self._store = store
         self._defaults = defaults or KeyLimits(rate_per_minute=60, burst=20, max_unfinished=120)
         self._clock = clock
+        # Pollers authenticate on every request: a key found stays trusted this long, so a
+        # revocation elsewhere takes effect within `cache_seconds` (here, at once).
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[ApiKey, float]] = {}
+        self._cache_lock = threading.Lock()
 
     def create(
         self,
@@ -79,7 +87,10 @@ class KeyService:
         self, key_id: str, *, rate_per_minute: int | None, max_unfinished: int | None
     ) -> bool:
         """Set a key's own limits; None leaves one as it is. False when there is no such key."""
-        return self._store.update_key_limits(key_id, rate_per_minute, max_unfinished)
+        updated = self._store.update_key_limits(key_id, rate_per_minute, max_unfinished)
+        with self._cache_lock:
+            self._cache.clear()
+        return updated
 
     def get(self, key_id: str) -> ApiKey | None:
         return self._store.get_key(key_id)
@@ -106,7 +117,19 @@ class KeyService:
 
     def revoke(self, key_id_or_name: str) -> bool:
         """Revoke the active key with this id or name; False when there is none."""
-        return self._store.revoke_key(key_id_or_name, self._clock())
+        revoked = self._store.revoke_key(key_id_or_name, self._clock())
+        with self._cache_lock:
+            self._cache.clear()
+        return revoked
+
+    def cached(self, authorization: str | None) -> ApiKey | None:
+        """The key for this header if it was checked moments ago: no I/O, for hot paths."""
+        scheme, _, secret = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            return None
+        with self._cache_lock:
+            found = self._cache.get(hash_key(secret.strip()))
+        return found[0] if found is not None and found[1] > time.monotonic() else None
 
     def authenticate(self, authorization: str | None) -> ApiKey:
         """The active key named by an `Authorization: Bearer <key>` header value."""
@@ -118,7 +141,17 @@ class KeyService:
         scheme, _, secret = authorization.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise AuthenticationFailed("the Authorization header must be 'Bearer <key>'")
-        key = self._store.find_key(hash_key(secret.strip()))
+        digest = hash_key(secret.strip())
+        now = time.monotonic()
+        with self._cache_lock:
+            cached = self._cache.get(digest)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        key = self._store.find_key(digest)
         if key is None or key.revoked_at is not None:
             raise AuthenticationFailed("this API key is not valid: it is unknown or revoked")
+        with self._cache_lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (key, now + self._cache_seconds)
         return key

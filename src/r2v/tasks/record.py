@@ -15,6 +15,7 @@ import secrets
 import string
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 from r2v.protocol import CreateVideoRequest, TaskStatus
 
@@ -37,7 +38,8 @@ class TaskRecord:
     model: str
     status: TaskStatus
     progress: int
-    request: CreateVideoRequest
+    request_json: str
+    """The request as created (JSON); `request` parses it when someone needs it."""
     seed: int
     """The concrete seed: drawn at creation when the request said -1."""
     video_duration: int
@@ -57,6 +59,11 @@ class TaskRecord:
     """Where the finished task is POSTed (Standard Webhooks), if anywhere."""
     base_url: str | None = None
     """The server's URL as the client reached it at creation, for links sent by webhook."""
+
+    @cached_property
+    def request(self) -> CreateVideoRequest:
+        """The validated request (parsed on first use: reading a task never needs it)."""
+        return CreateVideoRequest.model_validate_json(self.request_json)
 
     @property
     def terminal(self) -> bool:

@@ -139,7 +139,7 @@ class TaskService:
             model=request.model,
             status=TaskStatus.PENDING,
             progress=0,
-            request=request,
+            request_json=request.model_dump_json(),
             seed=seed,
             video_duration=request.duration,
             estimated_time=self._estimate(request),
@@ -277,11 +277,13 @@ class TaskService:
             results = [base_url.rstrip("/") + link]
         error = None
         if record.status is TaskStatus.FAILED:
-            error = TaskError(
+            error = TaskError.model_construct(
                 code=record.error_code or "unknown_error",
                 message=record.error_message or "the task failed",
             )
-        return TaskObject(
+        # model_construct: every value comes from a stored, validated task (and every
+        # poll builds one, so validating again would cost the hot path for nothing)
+        return TaskObject.model_construct(
             id=record.id,
             created=int(record.created_at),
             model=record.model,
@@ -289,11 +291,15 @@ class TaskService:
             progress=100 if record.status is TaskStatus.COMPLETED else record.progress,
             results=results,
             error=error,
-            task_info=TaskInfo(
+            task_info=TaskInfo.model_construct(
                 can_cancel=not record.terminal,
                 estimated_time=record.estimated_time,
                 video_duration=record.video_duration,
                 seed=record.seed,
             ),
-            usage=Usage(credits_reserved=record.credits_reserved),
+            usage=Usage.model_construct(
+                billing_rule="per_second",
+                credits_reserved=record.credits_reserved,
+                user_group="default",
+            ),
         )
