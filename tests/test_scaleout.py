@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from r2v.bootstrap import build_runtime
+from r2v.client import Client, TaskObject
 from r2v.settings import Settings
 from tests.conftest import wait_for
 from tests.fleet import Fleet
@@ -98,7 +99,8 @@ def test_api_and_two_workers_on_postgres_and_s3(
         assert first.status_code == 307
         assert first.headers["location"].startswith(s3_server.endpoint)
         video = tmp_path / "from-s3.mp4"
-        video.write_bytes(httpx.get(link, follow_redirects=True).content)
+        with Client(fleet.api_url, api_key=headers["Authorization"].split()[1]) as sdk:
+            sdk.download(TaskObject.model_validate(finished[4]), video)
         assert (decode_summary(video).width, decode_summary(video).height) == (496, 864)
 
         assert httpx.get(f"{fleet.api_url}/readyz").json() == {"status": "ready"}

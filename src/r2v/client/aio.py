@@ -89,7 +89,11 @@ class AsyncClient:
         raise AssertionError("unreachable")
 
     async def download(self, task: TaskObject | str, path: str | Path) -> Path:
-        """Save a completed task's video (or any result URL) to `path`, resuming on breaks."""
+        """Save a completed task's video (or any result URL) to `path`, resuming on breaks.
+
+        A link answered by a redirect (object storage) is followed; the API key is not sent
+        to the other host.
+        """
         url = task if isinstance(task, str) else result_url(task)
         target = Path(path)
         partial = partial_path(target)
@@ -98,7 +102,9 @@ class AsyncClient:
             have = partial.stat().st_size if partial.exists() else 0
             headers = {"Range": f"bytes={have}-"} if have else {}
             try:
-                async with self._http.stream("GET", url, headers=headers) as response:
+                async with self._http.stream(
+                    "GET", url, headers=headers, follow_redirects=True
+                ) as response:
                     if response.status_code >= 400:
                         await response.aread()
                         raise_for_error(response)
