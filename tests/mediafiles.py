@@ -254,3 +254,87 @@ def pad_to(path: Path, size: int) -> Path:
         padding = bytes(extra)
     path.write_bytes(data + padding)
     return path
+
+
+def make_camera_video(
+    path: Path,
+    width: int = 320,
+    height: int = 180,
+    seconds: float = 2.0,
+    fps: int = 24,
+    pan: tuple[float, float] = (0.0, 0.0),
+    zoom: float = 1.0,
+    audio: bool = False,
+    seed: int = 0,
+) -> Path:
+    """Write an H.264 video shot by a camera moving over a large `pattern` picture.
+
+    `pan` is the camera's move in output pixels a frame (positive x: the camera pans right,
+    so the content slides left); `zoom` is its zoom factor a frame (above 1: pushing in).
+    Views are resampled with sub-pixel accuracy, like a real camera's, with no wrapping.
+    """
+    frames = round(seconds * fps)
+    reach_x = abs(pan[0]) * frames + width
+    reach_y = abs(pan[1]) * frames + height
+    world_w, world_h = round(reach_x * 1.3) + 64, round(reach_y * 1.3) + 64
+    world = pattern(world_w, world_h, seed)
+    cx = world_w / 2 - pan[0] * frames / 2
+    cy = world_h / 2 - pan[1] * frames / 2
+    with av.open(str(path), "w", format="mp4") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"preset": "ultrafast", "crf": "18"}
+        for index in range(frames):
+            scale = 1.0 / zoom**index  # world pixels per output pixel
+            x0 = cx + pan[0] * index - width * scale / 2
+            y0 = cy + pan[1] * index - height * scale / 2
+            matrix = np.array([[scale, 0.0, x0], [0.0, scale, y0]], dtype=np.float64)
+            view = cv2.warpAffine(
+                world, matrix, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+            )
+            frame = av.VideoFrame.from_ndarray(view, format="rgb24")
+            frame.pts = index
+            frame.time_base = Fraction(1, fps)
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+    if audio:
+        raise ValueError("make_camera_video writes silent videos; use make_video for sound")
+    return path
+
+
+def make_beats_wav(
+    path: Path, seconds: float, hits: list[float], rate: int = 48000, bed: float = 0.02
+) -> Path:
+    """Write a 16-bit stereo WAV of percussive hits (decaying noise bursts) at `hits` seconds
+    over a quiet low hum, so onset detectors have clear, known onsets to find."""
+    count = round(seconds * rate)
+    t = np.arange(count, dtype=np.float64) / rate
+    signal = bed * np.sin(2 * math.pi * 110.0 * t)
+    rng = np.random.default_rng(7)
+    burst = rng.standard_normal(round(0.12 * rate)) * np.exp(-np.arange(round(0.12 * rate)) / 600)
+    for hit in hits:
+        start = round(hit * rate)
+        piece = burst[: max(0, min(len(burst), count - start))]
+        signal[start : start + len(piece)] += 0.7 * piece
+    pcm = (np.clip(signal, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(np.repeat(pcm[:, None], 2, axis=1).tobytes())
+    return path
+
+
+def decoded_audio(path: Path) -> tuple[NDArray[np.float32], int]:
+    """Every sample of the file's first audio stream as float32 (channels, samples), and
+    the rate, decoded with PyAV alone."""
+    chunks: list[NDArray[np.float32]] = []
+    rate = 0
+    with av.open(str(path)) as source:
+        for frame in source.decode(audio=0):
+            rate = frame.sample_rate
+            samples = frame.to_ndarray().astype(np.float32)
+            if not frame.format.is_planar:  # interleaved: (1, samples * channels)
+                samples = samples.reshape(-1, len(frame.layout.channels)).T
+            chunks.append(samples)
+    return np.concatenate(chunks, axis=1), rate

@@ -189,6 +189,8 @@ def test_audio_needs_a_visual_reference(api: TestClient, auth: dict[str, str]) -
         ("with @Audio2 playing", "@Audio2"),
         ("starts from @Image0", "@Image0"),
         ("lowercase @image2 counts too", "@Image2"),
+        ("中文的 @图片2 也算", "@Image2"),
+        ("跟随 @视频1 的运镜", "@Video1"),
     ],
 )
 def test_dangling_mentions_are_named(

@@ -26,6 +26,7 @@ from r2v.media.fit import fit_frame
 from r2v.protocol import OUTPUT_SIZES
 from tests.mediafiles import (
     decode_summary,
+    decoded_audio,
     decoded_frames,
     frame_hashes,
     make_image,
@@ -86,15 +87,18 @@ def test_engine_satisfies_the_protocol() -> None:
 # --- the storyboard -------------------------------------------------------------------
 
 
-def test_shots_follow_first_mentions_then_list_order(refs: dict[str, Any]) -> None:
+def test_shots_follow_the_prompt_then_list_order(refs: dict[str, Any]) -> None:
     board = build_storyboard(
         request(
             prompt="@Video1 opens; then @Image3 and again @Video1, then @image 1.",
             images=(refs["landscape"], refs["portrait"], refs["square"]),
             videos=(refs["clip"], refs["silent_clip"]),
+            duration=8,
         )
     )
-    assert [s.label for s in board.shots] == ["@Video1", "@Image3", "@Image1", "@Image2", "@Video2"]
+    # A picture named again later is shown again; those never named follow, images first.
+    labels = [s.label for s in board.shots]
+    assert labels == ["@Video1", "@Image3", "@Video1", "@Image1", "@Image2", "@Video2"]
 
 
 def test_shots_tile_the_video_with_crossfades(refs: dict[str, Any]) -> None:
@@ -154,10 +158,11 @@ def test_sound_plan_preferences(refs: dict[str, Any]) -> None:
         return build_storyboard(request(images=(refs["landscape"],), **changes)).sound
 
     assert plan(prompt="@Audio2 and @Audio1", audios=(refs["wav"], refs["mp3"])).indices == (1, 0)
-    assert plan(audios=(refs["mp3"], refs["wav"])).indices == (0,)
+    assert plan(audios=(refs["mp3"], refs["wav"])).indices == (0, 1)  # none named: all play
     videos = (refs["silent_clip"], refs["clip"])
-    assert plan(prompt="@Video2 then @Video1", videos=videos).source == "video"
-    assert plan(videos=videos).indices == (1,)  # the first in shot order that has audio
+    own = plan(prompt="@Video2 then @Video1", videos=videos)
+    assert own.source == "video"
+    assert [c.label for c in own.cues] == ["@Video2", "score"]  # only the clip with sound
     assert plan(videos=(refs["silent_clip"],)).source == "synth"
     assert plan(generate_audio=False, audios=(refs["wav"],)).source == "none"
 
@@ -230,6 +235,24 @@ def test_same_seed_same_frames_other_seed_other_frames(
     assert first != other
 
 
+def test_same_seed_same_frames_and_sound_for_a_complex_request(
+    refs: dict[str, Any], tmp_path: Path
+) -> None:
+    req = request(
+        preset="standard",
+        prompt="@Image1 as the first frame, camera of @Video1. @Video2, then @Image2 with "
+        "@Audio1 as background music. @Image3 as the last frame.",
+        images=(refs["landscape"], refs["portrait"], refs["square"]),
+        videos=(refs["clip"], refs["silent_clip"]),
+        audios=(refs["wav"],),
+        duration=5,
+    )
+    first, again = render(req, tmp_path / "a")[0], render(req, tmp_path / "b")[0]
+    assert frame_hashes(first) == frame_hashes(again)
+    sounds = [decoded_audio(path)[0].tobytes() for path in (first, again)]
+    assert sounds[0] == sounds[1]
+
+
 def test_text_only_render_is_animated_and_seeded(tmp_path: Path) -> None:
     req = request(prompt="A blue ocean at night. Waves roll in.", generate_audio=True)
     path, _ = render(req, tmp_path / "a")
@@ -261,7 +284,8 @@ def test_reference_video_content_appears(refs: dict[str, Any], tmp_path: Path) -
             expected = fit_frame(reader.frame_at(board.shots[0].clip_time(index)), board.size)
             difference = np.abs(output[index].astype(int) - expected.astype(int)).mean()
             assert difference < 6, f"frame {index} differs by {difference:.1f}"
-    assert abs(board.shots[0].clip_speed - 0.5) < 1e-9  # 2 s clip slowed to fill 4 s
+    # The 2 s clip's own sound plays, so it is slowed only to 0.8x, then holds its last frame.
+    assert abs(board.shots[0].clip_speed - 0.8) < 1e-9
 
 
 @pytest.mark.parametrize("audio", ["wav", "mp3"])

@@ -121,19 +121,27 @@ class Mention:
         return f"@{self.kind.capitalize()}{self.index}"
 
 
-_MENTION = re.compile(r"@(image|video|audio)\s?(\d{1,3})", re.IGNORECASE)
+_MENTION = re.compile(r"@(image|video|audio|图片|视频|音频)\s?(\d{1,3})", re.IGNORECASE)
+_KIND_OF: dict[str, ReferenceKind] = {
+    "image": "image",
+    "video": "video",
+    "audio": "audio",
+    "图片": "image",
+    "视频": "video",
+    "音频": "audio",
+}
 
 
 def parse_mentions(prompt: str) -> list[Mention]:
     """Every reference mention in the prompt, in the order written.
 
-    `@Image1`, `@image1` and `@Image 1` all name the first image; the index is 1-based.
+    `@Image1`, `@image1`, `@Image 1` and the Chinese `@图片1` all name the first image
+    (`@视频N` videos, `@音频N` audio); the index is 1-based.
     """
-    found: list[Mention] = []
-    for match in _MENTION.finditer(prompt):
-        kind: ReferenceKind = match.group(1).lower()  # type: ignore[assignment]
-        found.append(Mention(kind, int(match.group(2)), match.start(), match.end()))
-    return found
+    return [
+        Mention(_KIND_OF[match.group(1).lower()], int(match.group(2)), match.start(), match.end())
+        for match in _MENTION.finditer(prompt)
+    ]
 
 
 def _drop_nulls(data: Any) -> Any:

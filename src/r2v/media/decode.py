@@ -182,6 +182,44 @@ class VideoFrameReader:
         self.close()
 
 
+def grey_frames(
+    path: Path, longest_side: int, *, rate: float, max_seconds: float | None = None
+) -> Iterator[tuple[float, NDArray[np.uint8]]]:
+    """A video's frames as small greyscale pictures for motion analysis: (seconds, picture).
+
+    About `rate` frames a second (never more than the video has), scaled by FFmpeg so the
+    longer side is at most `longest_side`, display rotation applied. Scaling the luma plane
+    in the decoder's own format is far cheaper than converting whole frames to RGB.
+    """
+    fmt = require(path, ("video",))
+    try:
+        with open_untrusted(path, fmt) as container:
+            if not container.streams.video:
+                raise ReferenceInvalid(f"{path.name} has no video stream; send an MP4 or MOV video")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            start, base = stream.start_time, stream.time_base
+            origin = float(start * base) if start and base else 0.0
+            due = 0.0
+            for frame in container.decode(stream):
+                seconds = float(frame.time or 0.0) - origin
+                if max_seconds is not None and seconds > max_seconds:
+                    break
+                if seconds + 1e-6 < due:
+                    continue
+                due = seconds + 1.0 / rate
+                scale = min(1.0, longest_side / max(frame.width, frame.height))
+                width = max(2, round(frame.width * scale))
+                height = max(2, round(frame.height * scale))
+                grey = frame.reformat(width=width, height=height, format="gray")
+                picture: NDArray[np.uint8] = grey.to_ndarray()  # type: ignore[assignment]
+                if frame.rotation:
+                    picture = np.rot90(picture, k=round(frame.rotation / 90) % 4)
+                yield seconds, np.ascontiguousarray(picture)
+    except av.error.FFmpegError as error:
+        raise ReferenceInvalid(_video_problem(path, error)) from error
+
+
 def decode_audio(
     path: Path, rate: int = 48000, channels: int = 2, *, max_seconds: float | None = None
 ) -> NDArray[np.float32]:

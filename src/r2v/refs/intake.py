@@ -8,6 +8,7 @@ Every problem fails the task with `reference_fetch_failed` (could not download) 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -29,6 +30,15 @@ from r2v.protocol import (
 from r2v.refs.fetch import Fetcher, too_large
 from r2v.refs.probe import Prober
 
+# References fetched and probed at once.
+PARALLEL_REFERENCES = 4
+# The byte cap of one reference of each kind ("under 50 MB" is for all videos together,
+# checked once they are all in; one alone may not reach it either).
+_CAPS: dict[str, int] = {
+    "image": MAX_IMAGE_BYTES,
+    "video": MAX_VIDEO_TOTAL_BYTES - 1,
+    "audio": MAX_AUDIO_BYTES,
+}
 # Larger frames than 4K (DCI) are refused: decoding them costs more than any output needs.
 MAX_VIDEO_SIDE = 4096
 # Containers round durations (MP3 frames, AAC priming): this much over a limit still passes.
@@ -87,7 +97,6 @@ class Intake:
         self._fetcher = fetcher
         self._prober = prober
         self._uploads = uploads or NoUploads()
-        self._check: Callable[[], None] = lambda: None
 
     def gather(
         self,
@@ -102,38 +111,36 @@ class Intake:
 
         `check` is called while downloading and may raise to stop (say, on cancellation).
         """
-        self._check = check
-        jobs: list[tuple[ReferenceKind, list[str]]] = [
+        lists: tuple[tuple[ReferenceKind, list[str]], ...] = (
             ("image", request.image_urls),
             ("video", request.video_urls),
             ("audio", request.audio_urls),
-        ]
-        total = sum(len(urls) for _, urls in jobs) or 1
+        )
+        jobs = [(kind, position, url) for kind, urls in lists for position, url in enumerate(urls)]
         found: dict[ReferenceKind, list[Reference]] = {"image": [], "video": [], "audio": []}
-        video_bytes = 0
-        done = 0
-        for kind, urls in jobs:
-            for position, url in enumerate(urls):
-                label = _label(kind, position, url)
-                if kind == "image":
-                    cap = MAX_IMAGE_BYTES
-                elif kind == "audio":
-                    cap = MAX_AUDIO_BYTES
-                else:
-                    # "under 50 MB" for all videos together
-                    cap = MAX_VIDEO_TOTAL_BYTES - 1 - video_bytes
-                try:
-                    reference = self._one(kind, position, url, workspace, key_id, cap)
-                except TaskFailure as exc:
-                    if kind == "video" and isinstance(exc, ReferenceInvalid) and video_bytes:
-                        exc.message += " (all videos together must stay under 50 MB)"
-                    raise type(exc)(f"{label}: {exc.message}") from exc
-                if kind == "video":
-                    video_bytes += reference.size
-                found[kind].append(reference)
-                done += 1
-                on_progress(done / total)
-        _check_video_total(found["video"])
+        if not jobs:
+            return References()
+        # Downloads wait on the network and probes on a child process: run a few at once.
+        # The first failure in request order is the one reported; the rest are abandoned.
+        with ThreadPoolExecutor(PARALLEL_REFERENCES, thread_name_prefix="r2v-ref") as pool:
+            futures = [
+                pool.submit(self._one, kind, position, url, workspace, key_id, check)
+                for kind, position, url in jobs
+            ]
+            try:
+                for done, (future, (kind, position, url)) in enumerate(
+                    zip(futures, jobs, strict=True), start=1
+                ):
+                    try:
+                        found[kind].append(future.result())
+                    except TaskFailure as exc:
+                        label = _label(kind, position, url)
+                        raise type(exc)(f"{label}: {exc.message}") from exc
+                    on_progress(done / len(jobs))
+            finally:
+                for future in futures:
+                    future.cancel()
+        _check_videos(found["video"])
         return References(tuple(found["image"]), tuple(found["video"]), tuple(found["audio"]))
 
     def _one(
@@ -143,10 +150,11 @@ class Intake:
         url: str,
         workspace: Path,
         key_id: str,
-        cap: int,
+        check: Callable[[], None],
     ) -> Reference:
+        check()
         dest = workspace / f"{kind}-{position + 1}.ref"
-        size = self._obtain(url, dest, key_id, cap)
+        size = self._obtain(url, dest, key_id, _CAPS[kind], check)
         fmt = sniff(dest)
         if fmt is None or fmt.kind != kind:
             article = "an" if fmt and fmt.kind[0] in "aeiou" else "a"
@@ -170,11 +178,13 @@ class Intake:
                 )
         return Reference(kind, position + 1, url, dest, size, info)
 
-    def _obtain(self, url: str, dest: Path, key_id: str, cap: int) -> int:
+    def _obtain(
+        self, url: str, dest: Path, key_id: str, cap: int, check: Callable[[], None]
+    ) -> int:
         """Put the reference's bytes at `dest`: from storage for uploads, else the network."""
         file_id = uploaded_file_id(url)
         if file_id is None:
-            return self._fetcher.fetch(url, dest, cap, check=self._check).size
+            return self._fetcher.fetch(url, dest, cap, check=check).size
         if not self._uploads.copy_to(key_id, file_id, dest):
             raise ReferenceFetchFailed(
                 f"the uploaded file {file_id} has expired or belongs to another key: "
@@ -186,9 +196,16 @@ class Intake:
         return size
 
 
-def _check_video_total(videos: list[Reference]) -> None:
+def _check_videos(videos: list[Reference]) -> None:
+    """The limits on all videos together: under 50 MB, 2-15 s."""
     if not videos:
         return
+    size = sum(video.size for video in videos)
+    if size > _CAPS["video"]:
+        raise ReferenceInvalid(
+            f"video_urls: the videos are {size / 1e6:.1f} MB in all; together they must "
+            "stay under 50 MB: send shorter or smaller clips"
+        )
     total = sum(video.info.duration for video in videos)
     if total < MIN_VIDEO_TOTAL_SECONDS - DURATION_TOLERANCE:
         raise ReferenceInvalid(

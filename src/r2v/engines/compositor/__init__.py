@@ -1,9 +1,12 @@
 """The compositor engine: a deterministic, CPU-only renderer of reference-to-video requests.
 
-Modules, by concept: `storyboard` (the plan, built before any pixel), `motion` (camera
-moves over stills), `ambient` (seeded visuals for text-only prompts), `shots` (frame
-sources per shot), `sound` (the soundtrack), `engine` (the `Engine` implementation: the
-steps in order and the frame loop that feeds the encoder).
+Modules, by concept. Planning, before any pixel: `phrases` (the vocabulary, English and
+Chinese) and `prompt` (the prompt read into beats), `casting` (which shots, in what order,
+how long the video), `timeline` (cuts and dissolves), `motion` (camera moves over stills),
+`transfer` (a reference video's camera motion), `storyboard` (the plan). Sound: `onsets`,
+`loudness`, `clips`, `score`, `sound`; `references` keeps decoded references for both.
+Drawing: `shots` (frame sources), `ambient` (visuals for text-only prompts), and `engine`
+(the `Engine` implementation: the steps in order and the frame loop that feeds the encoder).
 """
 
 from r2v.engines.compositor.engine import CompositorEngine

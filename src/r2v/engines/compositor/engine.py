@@ -1,64 +1,73 @@
 """The compositor engine: references rendered into a real video without a neural model.
 
-`generate` reads like a pipeline call: check and plan (the storyboard), prepare (image
-plates, soundtrack), generate the frames, encode them as they come. Everything random is
-drawn from generators seeded by the request's seed, so the same request renders the same
-frames on any machine.
+`generate` reads like a pipeline call: plan (the storyboard: prompt, shots, moves, sound),
+prepare the soundtrack (beside the first frames), generate the frames, encode them as they
+come. Everything random
+is drawn from generators seeded by the request's seed, so the same request renders the
+same frames on any machine.
 
 The frame loop draws one frame at a time from the live shots and hands it to the encoder,
-so nothing but the open shots' sources and a few frames in flight is held in memory. Every
-`PROGRESS_BATCH` frames it reports progress, which is also where a cancellation or timeout
-arrives as an exception; the loop closes its sources on the way out and the writer deletes
-the partial file.
+so nothing but the open shots' sources, their pictures and a few frames in flight is held
+in memory. Every `PROGRESS_BATCH` frames it reports progress, which is also where a
+cancellation or timeout arrives as an exception; the loop closes its sources on the way
+out and the writer deletes the partial file.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 
-from r2v.engines.base import EngineRequest, EngineResult, RenderContext
-from r2v.engines.compositor.shots import FrameSource, RGBFrame, open_source, prepare_plate
-from r2v.engines.compositor.sound import render_soundtrack
+from r2v.engines.base import EngineRequest, EngineResult, RenderContext, output_size
+from r2v.engines.compositor.casting import cast, choose_ratio, choose_seconds
+from r2v.engines.compositor.prompt import read_prompt
+from r2v.engines.compositor.references import ReferenceBank
+from r2v.engines.compositor.shots import FrameSource, Plates, RGBFrame, open_source
+from r2v.engines.compositor.sound import mix_soundtrack
 from r2v.engines.compositor.storyboard import Shot, Storyboard, build_storyboard
 from r2v.media.encode import Mp4Writer
+from r2v.protocol import FPS
 
 OUTPUT_NAME = "compositor.mp4"
 PROGRESS_BATCH = 12
 """Frames between progress reports (half a second of video)."""
 
-# Shares of the progress bar: decoding references and the soundtrack, then frames.
-_PREPARE_SHARE = 0.05
-_FRAMES_SHARE = 0.94
+# Shares of the progress bar: planning (with any reference analysis), then the frames.
+_PLAN_SHARE = 0.04
+_FRAMES_SHARE = 0.95
 
 # Seconds per output megapixel-frame on a 2-core machine (measured), plus fixed costs.
-_SECONDS_PER_MEGAPIXEL_FRAME = {"fast": 0.009, "standard": 0.03}
+_SECONDS_PER_MEGAPIXEL_FRAME = {"fast": 0.006, "standard": 0.04}
 _SECONDS_PER_REFERENCE = 0.15
 _FIXED_SECONDS = 0.3
 
 
 class CompositorEngine:
-    """Renders storyboards of the references with camera moves, crossfades and a soundtrack.
+    """Renders storyboards of the references with camera moves, dissolves and a soundtrack.
 
-    Runs on any CPU; `preset` "fast" uses bilinear resampling and x264 superfast,
-    "standard" bicubic resampling and x264 medium at a lower CRF.
+    Runs on any CPU. The "fast" preset warps with bilinear sampling and encodes with the
+    fastest x264 settings; "standard" warps bicubically, blurs fast camera moves and
+    encodes with a slower, better x264 preset.
     """
 
     name = "compositor"
 
     def estimate_seconds(self, request: EngineRequest) -> int:
         """A rough wall-clock estimate from frames x pixels, calibrated on a 2-core machine."""
-        board = build_storyboard(request)
-        megapixel_frames = board.frames * board.width * board.height / 1e6
-        references = len(request.images) + len(request.videos) + len(request.audios)
-        seconds = (
+        counts = (len(request.images), len(request.videos), len(request.audios))
+        reading = read_prompt(request.prompt, *counts)
+        seconds = choose_seconds(request, reading, cast(request, reading))
+        width, height = output_size(request.resolution, choose_ratio(request, reading))
+        megapixel_frames = seconds * FPS * width * height / 1e6
+        estimate = (
             _FIXED_SECONDS
             + megapixel_frames * _SECONDS_PER_MEGAPIXEL_FRAME[request.preset]
-            + references * _SECONDS_PER_REFERENCE
+            + sum(counts) * _SECONDS_PER_REFERENCE
         )
-        return max(1, math.ceil(seconds))
+        return max(1, math.ceil(estimate))
 
     def plan(self, request: EngineRequest) -> Storyboard:
         """The storyboard `generate` would render, without drawing anything."""
@@ -66,29 +75,32 @@ class CompositorEngine:
 
     def generate(self, request: EngineRequest, context: RenderContext) -> EngineResult:
         """Render `request` into `compositor.mp4` in the context's workspace."""
-        # 1. Check inputs and plan every shot, the length and the sound.
-        board = build_storyboard(request)
+        # 1. Check inputs and plan every shot, move, cut and sound.
         context.progress(0.0)
+        # Analysing a reference video can take seconds: a cancellation may arrive meanwhile.
+        bank = ReferenceBank(request, checkpoint=lambda: context.progress(0.0))
+        board = build_storyboard(request, bank)
+        context.progress(_PLAN_SHARE)
 
-        # 2. Prepare: each image once, fitted to its plate; then the soundtrack.
-        plates: dict[int, RGBFrame] = {}
-        image_shots = [shot for shot in board.shots if shot.kind == "image"]
-        for done, shot in enumerate(image_shots, start=1):
-            reference = request.images[shot.index]
-            plates[shot.index] = prepare_plate(reference.path, shot.label, board)
-            context.progress(_PREPARE_SHARE * done / (len(image_shots) + 1))
-        audio = render_soundtrack(board, request)
-        context.progress(_PREPARE_SHARE)
-
-        # 3. Generate the frames and 4. encode them as they come.
+        # 2. Prepare: the soundtrack is mixed on a thread of its own while the first frames
+        # are drawn (the writer encodes it when it is ready); pictures are prepared as their
+        # shots begin.
         path = context.workspace / OUTPUT_NAME
-        with Mp4Writer(path, board.width, board.height, preset=board.preset, audio=audio) as out:
-            render_frames(
-                board,
-                lambda shot: open_source(shot, request, board, plates),
-                out,
-                lambda share: context.progress(_PREPARE_SHARE + _FRAMES_SHARE * share),
-            )
+        plates = Plates(request, board)
+        with ThreadPoolExecutor(1, thread_name_prefix="r2v-sound") as sound:
+            audio = sound.submit(mix_soundtrack, board, bank) if board.sound.cues else None
+
+            # 3. Generate the frames and 4. encode them as they come.
+            with Mp4Writer(
+                path, board.width, board.height, preset=board.preset, audio=audio
+            ) as out:
+                render_frames(
+                    board,
+                    lambda shot: open_source(shot, request, board, plates),
+                    out.write,
+                    lambda share: context.progress(_PLAN_SHARE + _FRAMES_SHARE * share),
+                    on_shot_closed=plates.release,
+                )
         context.progress(1.0)
         return EngineResult(
             path=path,
@@ -113,23 +125,34 @@ def _rgb(frame: RGBFrame) -> RGBFrame:
 
 
 def fade_weight(shot: Shot, frame: int) -> float:
-    """How much of a fading-in `shot` shows at `frame`: strictly between 0 and 1."""
+    """How much of a dissolving-in `shot` shows at `frame`: strictly between 0 and 1."""
     return (frame - shot.start + 1) / (shot.fade_in + 1)
 
 
 def render_frames(
     board: Storyboard,
     source_for: Callable[[Shot], FrameSource],
-    writer: Mp4Writer,
+    write: Callable[[RGBFrame], None],
     progress: Callable[[float], None],
+    *,
+    on_shot_closed: Callable[[int], None] = lambda _number: None,
 ) -> None:
-    """Draw every frame of `board` into `writer`, reporting the share done to `progress`."""
+    """Draw every frame of `board` into `write`, reporting the share done to `progress`
+    after each batch of frames (where a cancellation surfaces as an exception)."""
     sources: dict[int, FrameSource] = {}
+    first_live = 0
     try:
         for frame in range(board.frames):
-            live = [n for n, shot in enumerate(board.shots) if shot.start <= frame < shot.end]
+            while board.shots[first_live].end <= frame:
+                first_live += 1
+            live = [
+                n
+                for n in range(first_live, min(first_live + 2, len(board.shots)))
+                if board.shots[n].start <= frame < board.shots[n].end
+            ]
             for number in [n for n in sources if n not in live]:
                 sources.pop(number).close()
+                on_shot_closed(number)
             pictures: list[RGBFrame] = []
             for number in live:
                 if number not in sources:
@@ -140,7 +163,7 @@ def render_frames(
                 picture = crossfade(
                     pictures[0], pictures[1], fade_weight(board.shots[live[1]], frame)
                 )
-            writer.write(picture)
+            write(picture)
             done = frame + 1
             if done % PROGRESS_BATCH == 0 or done == board.frames:
                 progress(done / board.frames)

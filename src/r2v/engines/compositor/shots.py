@@ -1,14 +1,17 @@
 """Frame sources: what draws the frames of one shot of the storyboard.
 
-An image shot warps its prepared plate along the shot's camera move; a video shot reads
-its clip forward at the shot's retimed clock and fits each frame by crop or pad; an ambient
-shot draws seeded gradients. Sources are opened when their shot begins and closed when it
-ends, so at most two (during a crossfade) hold memory or file handles at once.
+An image shot warps its picture's plate along the shot's camera move (with motion blur on
+fast moves in the standard preset), and shows the picture itself, fitted to the frame, on
+a pinned first or last frame; a video shot reads its clip forward at the shot's retimed
+clock and fits each frame by crop or pad; an ambient shot draws seeded gradients. Sources
+open when their shot begins and close when it ends, and `Plates` prepares each picture
+when its first shot opens and lets it go after its last, so memory holds at most the
+pictures of the shots on screen and any shown again later.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Protocol
 
 import cv2
@@ -17,7 +20,15 @@ from numpy.typing import NDArray
 
 from r2v.engines.base import EngineRequest
 from r2v.engines.compositor.ambient import AmbientRenderer, make_scene
-from r2v.engines.compositor.motion import interpolation, plate_size, render_view
+from r2v.engines.compositor.motion import (
+    PLATE_LIMIT,
+    REST,
+    exposure,
+    interpolation,
+    plate_size,
+    render_exposure,
+    render_view,
+)
 from r2v.engines.compositor.storyboard import Shot, Storyboard
 from r2v.errors import ReferenceInvalid
 from r2v.media.decode import VideoFrameReader, load_image
@@ -40,53 +51,115 @@ class FrameSource(Protocol):
         ...
 
 
-def prepare_plate(path: Path, label: str, board: Storyboard) -> RGBFrame:
-    """Decode a reference image and fit it once to the plate its camera moves over.
+@dataclass(frozen=True)
+class Plate:
+    """A picture prepared for its camera moves, and for a pinned frame its exact framing."""
 
-    Large JPEGs decode at a reduced scale that is still at least the plate's size, and the
-    plate is made with INTER_AREA, so each frame is only one warp of an image its own size.
+    picture: RGBFrame
+    rest: RGBFrame | None = None
+
+
+def prepare_plate(
+    request: EngineRequest, index: int, board: Storyboard, scale: float, *, rest: bool
+) -> Plate:
+    """Decode `@Image{index+1}` and fit it once to a plate `scale` times the output size.
+
+    Large JPEGs decode at a reduced scale still at least the plate's size, and the plate is
+    made with INTER_AREA, so each frame is only one warp of an image its own size. Plates
+    are RGBA: OpenCV's warps have vectorised four-channel paths (bilinear about twice as
+    fast as for three channels, bicubic a quarter faster), and the encoder takes RGBA
+    frames as they are.
     """
-    plate = plate_size(board.size)
+    size = plate_size(board.size, scale)
     try:
-        image = load_image(path, draft_size=plate)
+        image = load_image(request.images[index].path, draft_size=size)
     except ReferenceInvalid as error:
-        raise ReferenceInvalid(f"{label}: {error.message}") from error
-    fitted = fit_frame(image, plate, interpolation=interpolation(board.preset))
-    if board.preset == "fast":
-        # OpenCV's bilinear warp has a vectorised path for four channels that runs about
-        # twice as fast as for three; the encoder takes RGBA frames as they are.
-        return cv2.cvtColor(fitted, cv2.COLOR_RGB2RGBA)  # type: ignore[return-value]
-    return fitted
+        raise ReferenceInvalid(f"@Image{index + 1}: {error.message}") from error
+    flags = interpolation(board.preset)
+    plate = fit_frame(image, size, interpolation=flags)
+    whole = fit_frame(image, board.size, interpolation=flags) if rest else None
+    plate = cv2.cvtColor(plate, cv2.COLOR_RGB2RGBA)  # type: ignore[assignment]
+    if whole is not None:
+        whole = cv2.cvtColor(whole, cv2.COLOR_RGB2RGBA)  # type: ignore[assignment]
+    return Plate(plate, whole)
+
+
+class Plates:
+    """The image plates of a render: each prepared when its picture's first shot opens,
+    at the tightest zoom any of its shots uses, and dropped after its last shot."""
+
+    def __init__(self, request: EngineRequest, board: Storyboard) -> None:
+        self._request, self._board = request, board
+        self._scale: dict[int, float] = {}
+        self._last: dict[int, int] = {}
+        self._rest: set[int] = set()
+        self._ready: dict[int, Plate] = {}
+        for number, shot in enumerate(board.shots):
+            if shot.kind != "image" or shot.motion is None:
+                continue
+            zoom = min(max(shot.motion.max_zoom, 1.0), PLATE_LIMIT)
+            self._scale[shot.index] = max(self._scale.get(shot.index, 1.0), zoom)
+            self._last[shot.index] = number
+            if shot.pins:
+                self._rest.add(shot.index)
+
+    def take(self, index: int) -> Plate:
+        """The plate of `@Image{index+1}`, prepared on first use."""
+        if index not in self._ready:
+            self._ready[index] = prepare_plate(
+                self._request, index, self._board, self._scale.get(index, 1.0),
+                rest=index in self._rest,
+            )  # fmt: skip
+        return self._ready[index]
+
+    def release(self, number: int) -> None:
+        """Drop the plates no shot after shot `number` uses."""
+        for index in [i for i in self._ready if self._last.get(i, -1) <= number]:
+            del self._ready[index]
+
+    @property
+    def held(self) -> int:
+        """How many plates are in memory."""
+        return len(self._ready)
 
 
 class ImageSource:
     """An image shot: the plate seen through the shot's camera move."""
 
-    def __init__(self, shot: Shot, plate: RGBFrame, board: Storyboard) -> None:
+    def __init__(self, shot: Shot, plate: Plate, board: Storyboard) -> None:
         if shot.motion is None:
             raise ValueError("an image shot needs a camera move")
         self._shot, self._plate, self._motion = shot, plate, shot.motion
         self._size = board.size
         self._flags = interpolation(board.preset)
+        self._blur = board.preset == "standard"
+        self._span = max(1, shot.length - 1)
 
     def frame(self, index: int) -> RGBFrame:
-        span = max(1, self._shot.length - 1)
-        camera = self._motion.at((index - self._shot.start) / span)
-        return render_view(self._plate, camera, self._size, flags=self._flags)
+        progress = (index - self._shot.start) / self._span
+        camera = self._motion.at(progress)
+        if self._plate.rest is not None and camera == REST:
+            return self._plate.rest  # a pinned frame: the picture itself, exactly
+        picture = self._plate.picture
+        if self._blur:
+            plate = (picture.shape[1], picture.shape[0])
+            cameras = exposure(self._motion, progress, 1 / self._span, plate, self._size)
+            return render_exposure(picture, cameras, self._size, flags=self._flags)
+        return render_view(picture, camera, self._size, flags=self._flags)
 
     def close(self) -> None:
-        pass  # the plate belongs to the engine's prepared set
+        pass  # the plate belongs to `Plates`
 
 
 class VideoSource:
     """A video shot: the clip at the shot's clock, fitted by crop or pad."""
 
-    def __init__(self, shot: Shot, path: Path, board: Storyboard) -> None:
+    def __init__(self, shot: Shot, request: EngineRequest, board: Storyboard) -> None:
         self._shot, self._size = shot, board.size
         self._flags = interpolation(board.preset)
         self._plan: FitPlan | None = None
         try:
-            self._reader = VideoFrameReader(path)
+            self._reader = VideoFrameReader(request.videos[shot.index].path)
         except ReferenceInvalid as error:
             raise ReferenceInvalid(f"{shot.label}: {error.message}") from error
 
@@ -120,11 +193,11 @@ class AmbientSource:
 
 
 def open_source(
-    shot: Shot, request: EngineRequest, board: Storyboard, plates: dict[int, RGBFrame]
+    shot: Shot, request: EngineRequest, board: Storyboard, plates: Plates
 ) -> FrameSource:
-    """The frame source of `shot`; image plates come from `plates`, prepared beforehand."""
+    """The frame source of `shot`; image plates come from `plates`."""
     if shot.kind == "image":
-        return ImageSource(shot, plates[shot.index], board)
+        return ImageSource(shot, plates.take(shot.index), board)
     if shot.kind == "video":
-        return VideoSource(shot, request.videos[shot.index].path, board)
+        return VideoSource(shot, request, board)
     return AmbientSource(shot, board)

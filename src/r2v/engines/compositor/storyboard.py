@@ -1,54 +1,56 @@
 """The storyboard: every decision about a render, made before any pixel is drawn.
 
-`build_storyboard` turns an `EngineRequest` into a `Storyboard`: the output size, the
-frame count, the shots in order with their frame ranges, camera moves, clip timing and
-crossfades, and the soundtrack's plan. Rendering only executes it, so tests (and a later,
-deeper storyboard) can inspect and change the plan without touching pixels.
-
-Shot order: the images and videos in the order the prompt first mentions them, then those
-never mentioned, images before videos, each list in its own order. A reference named in the
-same clause as "first frame" (or "last frame") opens (or closes) the video, at rest.
+`build_storyboard` reads the prompt (`prompt.read_prompt`), casts its beats as shots and
+sizes the video (`casting`), times the shots (`timeline`, with the music's onsets), gives
+each image shot its camera move (`motion`, or a reference video's camera through
+`transfer`), times each video clip, and plans the sound cues. The result is a plain,
+frozen `Storyboard` that tests can inspect and that rendering only executes. A shot pinned
+to the first (last) frame starts (ends) exactly on its whole picture.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
-from r2v.engines.base import EngineRequest, Preset, output_size, resolve_aspect_ratio
-from r2v.engines.compositor.motion import MotionPath, random_path
-from r2v.protocol import AUTO_DURATION, FPS, MAX_DURATION, MIN_DURATION, parse_mentions
+from r2v.engines.base import EngineRequest, Preset, output_size
+from r2v.engines.compositor import timeline
+from r2v.engines.compositor.casting import (
+    cast,
+    choose_ratio,
+    choose_seconds,
+    fit_count,
+    shot_weights,
+)
+from r2v.engines.compositor.motion import MotionKind, MotionPath, seeded_path
+from r2v.engines.compositor.prompt import Beat, Pin, Reading, read_prompt
+from r2v.engines.compositor.references import ReferenceBank
+from r2v.engines.compositor.transfer import transferred_path
+from r2v.protocol import FPS, FixedAspectRatio
 
 ShotKind = Literal["image", "video", "ambient"]
-Pin = Literal["first", "last"]
-SoundSource = Literal["none", "audio", "video", "synth"]
+CueSource = Literal["audio", "video", "score"]
+CueRole = Literal["background", "shot"]
 
-IMAGE_SHOT_SECONDS = 3.0
-"""The weight of an image shot, and the seconds per shot `duration: -1` assumes."""
-TEXT_ONLY_SECONDS = 5
-CROSSFADE_FRAMES = 12
-"""Half a second of crossfade between shots, shortened when shots are short."""
 MIN_CLIP_SPEED, MAX_CLIP_SPEED = 0.5, 2.0
+SYNC_CLIP_SPEED = (0.8, 1.25)
+"""The retiming range of a clip whose own sound plays: its pitch follows the speed."""
+SAMPLES_PER_FRAME = 48000 // FPS
 
 # Seed streams: each part of the plan draws from its own generator, so changing one part
 # (say, adding a motion kind) leaves the others' draws, and their outputs, as they were.
 STREAM_MOTION, STREAM_AMBIENT, STREAM_SOUND = 1, 2, 3
-
-_CLAUSE = re.compile(r"[^.,;!?。，、；！？\n]+")
-_FIRST = re.compile(r"first[\s-]+frame|opening[\s-]+frame|首帧|第一帧|开头", re.IGNORECASE)
-_LAST = re.compile(r"last[\s-]+frame|final[\s-]+frame|ending[\s-]+frame|尾帧|最后一帧|结尾", re.I)
-_SENTENCE = re.compile(r"[^.!?。！？\n]*[^\s.!?。！？\n][^.!?。！？\n]*")
 
 
 @dataclass(frozen=True)
 class Shot:
     """One shot: a reference (or generated visuals) over a range of output frames.
 
-    Frames `start` to `end - 1` belong to the shot; its first `fade_in` frames crossfade
-    with the end of the previous shot.
+    Frames `start` to `end - 1` belong to the shot; its first `fade_in` frames dissolve
+    from the end of the previous shot (0: a hard cut).
     """
 
     kind: ShotKind
@@ -63,12 +65,27 @@ class Shot:
     """Video shots: the source second shown at the shot's first frame."""
     clip_speed: float = 1.0
     """Video shots: source seconds per output second."""
-    pin: Pin | None = None
+    pins: frozenset[Pin] = frozenset()
+    """"first": frame 0 is exactly the whole picture; "last": so is the final frame."""
+    text: str = ""
+    """The prompt's words this shot was read from."""
+    camera_of: int | None = None
+    """The reference video whose camera motion the move follows."""
 
     @property
     def length(self) -> int:
-        """Frames in the shot, its crossfades included."""
+        """Frames in the shot, its dissolves included."""
         return self.end - self.start
+
+    @property
+    def cut(self) -> int:
+        """The frame where this shot takes over (the middle of its dissolve)."""
+        return self.start + self.fade_in // 2
+
+    @property
+    def pin(self) -> Pin | None:
+        """The pinned end, if one is ("first" when both are)."""
+        return "first" if "first" in self.pins else ("last" if "last" in self.pins else None)
 
     @property
     def label(self) -> str:
@@ -81,12 +98,47 @@ class Shot:
 
 
 @dataclass(frozen=True)
-class SoundPlan:
-    """Where the soundtrack comes from: no sound, audio references (mixed), one reference
-    video's own track, or a seeded synthesized pad."""
+class SoundCue:
+    """One sound on the timeline: a reference clip, a video's own sound, or the score.
 
-    source: SoundSource
-    indices: tuple[int, ...] = ()
+    It plays over output frames `start` to `end - 1`, from `offset` seconds into its
+    source, at `speed`; "background" cues span the video and dip under "shot" cues.
+    """
+
+    source: CueSource
+    index: int
+    start: int
+    end: int
+    role: CueRole
+    offset: float = 0.0
+    speed: float = 1.0
+    loop: bool = False
+
+    @property
+    def label(self) -> str:
+        """`@Audio1`, `@Video2`, or `score`."""
+        return "score" if self.source == "score" else f"@{self.source.capitalize()}{self.index + 1}"
+
+
+@dataclass(frozen=True)
+class SoundPlan:
+    """The soundtrack's cues (none: no audio stream), and the music's onsets (seconds)."""
+
+    cues: tuple[SoundCue, ...] = ()
+    onsets: tuple[float, ...] = ()
+
+    @property
+    def source(self) -> Literal["none", "audio", "video", "synth"]:
+        """Where the sound mainly comes from."""
+        sources = {cue.source for cue in self.cues}
+        if not sources:
+            return "none"
+        return "audio" if "audio" in sources else ("video" if "video" in sources else "synth")
+
+    @property
+    def indices(self) -> tuple[int, ...]:
+        """The audio references used, in cue order."""
+        return tuple(dict.fromkeys(c.index for c in self.cues if c.source == "audio"))
 
 
 @dataclass(frozen=True)
@@ -101,6 +153,7 @@ class Storyboard:
     shots: tuple[Shot, ...]
     sound: SoundPlan
     prompt: str = ""
+    aspect_ratio: FixedAspectRatio = "16:9"
 
     @property
     def size(self) -> tuple[int, int]:
@@ -113,184 +166,166 @@ class Storyboard:
         return self.frames // FPS
 
     def live(self, frame: int) -> tuple[Shot, ...]:
-        """The shots on screen at `frame`: one, or two during a crossfade (older first)."""
+        """The shots on screen at `frame`: one, or two during a dissolve (older first)."""
         return tuple(shot for shot in self.shots if shot.start <= frame < shot.end)
 
 
-@dataclass(frozen=True)
-class Visual:
-    """A visual reference in shot order: which list, which item, and any pin."""
+def build_storyboard(request: EngineRequest, bank: ReferenceBank | None = None) -> Storyboard:
+    """Plan the render of `request`: size, length, shots, moves and sound, all seeded.
 
-    kind: Literal["image", "video"]
-    index: int
-    pin: Pin | None = None
-
-
-def build_storyboard(request: EngineRequest) -> Storyboard:
-    """Plan the render of `request`: size, length, shots and sound, all seeded."""
-    visuals = shot_order(request)
-    sound = plan_sound(request, visuals)
-    frames = choose_seconds(request, visuals) * FPS
-    width, height = output_size(request.resolution, resolve_aspect_ratio(request))
-    motion_rng = np.random.default_rng([request.seed, STREAM_MOTION])
-    if visuals:
-        weights = [_weight(request, visual) for visual in visuals]
+    `bank` supplies decoded audio (for onsets) and camera tracks; one is made when absent.
+    """
+    bank = bank or ReferenceBank(request)
+    reading = read_prompt(
+        request.prompt, len(request.images), len(request.videos), len(request.audios)
+    )
+    beats = cast(request, reading)
+    frames = choose_seconds(request, reading, beats) * FPS
+    beats = fit_count(beats, frames)
+    ratio = choose_ratio(request, reading)
+    width, height = output_size(request.resolution, ratio)
+    background, placed = audio_roles(request, reading, beats)
+    onsets: list[float] = []
+    if request.generate_audio and background:
+        onsets = [t for t, _ in bank.onsets(background, frames * SAMPLES_PER_FRAME)]
+    count = len(beats) or _ambient_count(reading.sentences, frames)
+    weights = shot_weights(request, beats) or [1.0] * count
+    cuts = timeline.cut_points(frames, weights, [b.seconds for b in beats] or [None] * count)
+    snapped = [False] * len(cuts)
+    if onsets and beats:
+        least = timeline.shortest_shot(frames, count)
+        cuts, snapped = timeline.snap_to_onsets(cuts, onsets, frames, least)
+    spans = timeline.spans(cuts, snapped, frames)
+    if beats:
+        shots = _shots(request, reading, bank, beats, spans)
     else:
-        weights = [1.0] * _ambient_shot_count(request.prompt, frames)
-    lengths, fade = _allocate(frames, weights)
-    shots: list[Shot] = []
-    start = 0
-    for position, length in enumerate(lengths):
-        end = start + length
-        fade_in = fade if position else 0
-        if not visuals:
-            shots.append(Shot("ambient", position, start, end, fade_in))
-        elif visuals[position].kind == "image":
-            pin = visuals[position].pin
-            motion = random_path(motion_rng, from_rest=pin == "first", to_rest=pin == "last")
-            shots.append(
-                Shot("image", visuals[position].index, start, end, fade_in, motion, pin=pin)
-            )
-        else:
-            index = visuals[position].index
-            speed = _clip_speed(request.videos[index].duration, length / FPS)
-            shots.append(
-                Shot(
-                    "video", index, start, end, fade_in, clip_speed=speed, pin=visuals[position].pin
-                )
-            )
-        start = end - fade
+        shots = tuple(Shot("ambient", n, s.start, s.end, s.fade_in) for n, s in enumerate(spans))
+    sound = plan_sound(request, shots, background, placed, frames, reading.spoken)
     return Storyboard(
-        width, height, frames, request.seed, request.preset, tuple(shots), sound, request.prompt
-    )
+        width, height, frames, request.seed, request.preset, shots,
+        replace(sound, onsets=tuple(onsets)), request.prompt, ratio,
+    )  # fmt: skip
 
 
-def shot_order(request: EngineRequest) -> list[Visual]:
-    """The visual references in shot order, with first/last-frame pins applied."""
-    counts = {"image": len(request.images), "video": len(request.videos)}
-    order: list[Visual] = []
-    seen: set[tuple[str, int]] = set()
-    for mention in parse_mentions(request.prompt):
-        if mention.kind != "audio" and 1 <= mention.index <= counts[mention.kind]:
-            key = (mention.kind, mention.index - 1)
-            if key not in seen:
-                seen.add(key)
-                order.append(Visual(mention.kind, mention.index - 1))
-    kinds: tuple[Literal["image", "video"], ...] = ("image", "video")
-    for kind in kinds:
-        for index in range(counts[kind]):
-            if (kind, index) not in seen:
-                order.append(Visual(kind, index))
-    pins = _pins(request)
-    first = [v for v in order if pins.get((v.kind, v.index)) == "first"][:1]
-    last = [v for v in order if pins.get((v.kind, v.index)) == "last" and v not in first][:1]
-    middle = [v for v in order if v not in first and v not in last]
-    return (
-        [Visual(v.kind, v.index, "first") for v in first]
-        + middle
-        + [Visual(v.kind, v.index, "last") for v in last]
-    )
+def audio_roles(
+    request: EngineRequest, reading: Reading, beats: list[Beat]
+) -> tuple[list[int], list[tuple[int, int]]]:
+    """Which audio clips span the video, and which start under which beat (position, clip).
+
+    With no clip named, every clip spans the video; a named clip that ended up under no
+    shown beat spans it too.
+    """
+    if not request.audios:
+        return [], []
+    if not reading.audios:
+        return list(range(len(request.audios))), []
+    background = list(reading.background)
+    placed = [
+        (position, clip)
+        for position, beat in enumerate(beats)
+        for clip in beat.audios
+        if clip not in background
+    ]
+    heard = set(background) | {clip for _, clip in placed}
+    background += [clip for clip in reading.audios if clip not in heard]
+    return background, placed
 
 
-def _pins(request: EngineRequest) -> dict[tuple[str, int], Pin]:
-    """Which references the prompt asks to open or close the video."""
-    pins: dict[tuple[str, int], Pin] = {}
-    for clause in _CLAUSE.finditer(request.prompt):
-        text = clause.group(0)
-        mentions = [m for m in parse_mentions(text) if m.kind != "audio"]
-        for pin, phrase in (("first", _FIRST), ("last", _LAST)):
-            found = phrase.search(text)
-            if found is None or not mentions:
-                continue
-            # "@Image1 as the first frame": the mention just before the phrase; failing
-            # that ("first frame: @Image1"), the one just after it.
-            before = [m for m in mentions if m.end <= found.start()]
-            chosen = before[-1] if before else mentions[0]
-            pins.setdefault((chosen.kind, chosen.index - 1), pin)  # type: ignore[arg-type]
-    return pins
-
-
-def plan_sound(request: EngineRequest, visuals: list[Visual]) -> SoundPlan:
-    """The soundtrack's source, by API.md's order of preference."""
+def plan_sound(
+    request: EngineRequest,
+    shots: tuple[Shot, ...],
+    background: list[int],
+    placed: list[tuple[int, int]],
+    frames: int,
+    spoken: tuple[int, ...] = (),
+) -> SoundPlan:
+    """The soundtrack's cues: reference audio where the prompt puts it (music looped under
+    the whole video, speech once); else each video shot's own sound over a synthesized
+    score that dips under it; else the score alone."""
     if not request.generate_audio:
-        return SoundPlan("none")
-    mentioned = _mentioned_audio(request)
-    if mentioned:
-        return SoundPlan("audio", mentioned)
-    if request.audios:
-        return SoundPlan("audio", (0,))
-    for visual in visuals:
-        if visual.kind == "video" and request.videos[visual.index].has_audio:
-            return SoundPlan("video", (visual.index,))
-    return SoundPlan("synth")
+        return SoundPlan()
+    cues = [
+        SoundCue("audio", clip, 0, frames, "background", loop=clip not in spoken)
+        for clip in background
+    ]
+    starts = [shots[position].cut for position, _ in placed]
+    for number, (_, clip) in enumerate(placed):
+        start = starts[number]
+        later = [s for s in starts[number + 1 :] if s > start]
+        until = min([*later, frames, start + math.ceil(request.audios[clip].duration * FPS)])
+        if until > start:
+            cues.append(SoundCue("audio", clip, start, until, "shot"))
+    if not request.audios:
+        for shot in shots:
+            if shot.kind == "video" and request.videos[shot.index].has_audio:
+                cues.append(
+                    SoundCue(
+                        "video",
+                        shot.index,
+                        shot.start,
+                        shot.end,
+                        "shot",
+                        offset=shot.clip_start,
+                        speed=shot.clip_speed,
+                    )
+                )
+        cues.append(SoundCue("score", 0, 0, frames, "background"))
+    return SoundPlan(tuple(cues))
 
 
-def _mentioned_audio(request: EngineRequest) -> tuple[int, ...]:
-    found: list[int] = []
-    for mention in parse_mentions(request.prompt):
-        index = mention.index - 1
-        if mention.kind == "audio" and 0 <= index < len(request.audios) and index not in found:
-            found.append(index)
-    return tuple(found)
+def _shots(
+    request: EngineRequest,
+    reading: Reading,
+    bank: ReferenceBank,
+    beats: list[Beat],
+    spans: list[timeline.Span],
+) -> tuple[Shot, ...]:
+    rng = np.random.default_rng([request.seed, STREAM_MOTION])
+    previous: MotionKind | None = None
+    shots: list[Shot] = []
+    for position, (beat, span) in enumerate(zip(beats, spans, strict=True)):
+        opens = position == 0 and "first" in beat.pins
+        closes = position == len(beats) - 1 and "last" in beat.pins
+        pinned: set[Pin] = set()
+        if opens:
+            pinned.add("first")
+        if closes:
+            pinned.add("last")
+        pins = frozenset(pinned)
+        base = Shot(beat.kind, beat.index, span.start, span.end, span.fade_in, pins=pins)
+        base = replace(base, text=beat.text)
+        if beat.kind == "image":
+            source = beat.camera_of
+            if source is None and beat.move is None:
+                source = reading.camera_of
+            if source is not None:
+                motion = transferred_path(bank.camera(source), from_rest=opens, to_rest=closes)
+            else:
+                move = beat.move or reading.move
+                motion = seeded_path(
+                    rng, move.kind if move else None, speed=move.speed if move else 1.0,
+                    from_rest=opens, to_rest=closes, avoid=previous,
+                )  # fmt: skip
+            previous = motion.kind
+            shots.append(replace(base, motion=motion, camera_of=source))
+        else:
+            video = request.videos[beat.index]
+            seconds = span.end / FPS - span.start / FPS
+            own_sound = request.generate_audio and not request.audios and video.has_audio
+            speed = _clip_speed(video.duration, seconds, own_sound)
+            start = max(0.0, video.duration - seconds * speed) if closes else 0.0
+            shots.append(replace(base, clip_start=start, clip_speed=speed))
+    return tuple(shots)
 
 
-def choose_seconds(request: EngineRequest, visuals: list[Visual]) -> int:
-    """The video's length in whole seconds: the request's, or chosen for `duration: -1`.
-
-    The soundtrack's audio reference sets it (the longest of those mentioned, else the
-    first audio), else the videos' total, else three seconds a shot (five for text only),
-    rounded and kept within 4-15 s. Audio references count even without `generate_audio`,
-    since they still say how long the piece is meant to be.
-    """
-    if request.duration != AUTO_DURATION:
-        return request.duration
-    mentioned = _mentioned_audio(request)
-    if mentioned:
-        seconds = max(request.audios[i].duration for i in mentioned)
-    elif request.audios:
-        seconds = request.audios[0].duration
-    elif request.videos:
-        seconds = sum(video.duration for video in request.videos)
-    elif visuals:
-        seconds = IMAGE_SHOT_SECONDS * len(visuals)
-    else:
-        seconds = TEXT_ONLY_SECONDS
-    return int(min(max(round(seconds), MIN_DURATION), MAX_DURATION))
-
-
-def _weight(request: EngineRequest, visual: Visual) -> float:
-    # A video shot's share follows its own length, so clips play near their natural speed.
-    if visual.kind == "video":
-        return min(max(request.videos[visual.index].duration, 1.0), 15.0)
-    return IMAGE_SHOT_SECONDS
-
-
-def _ambient_shot_count(prompt: str, frames: int) -> int:
-    sentences = len(_SENTENCE.findall(prompt))
-    return max(1, min(3, sentences, frames // (2 * FPS)))
-
-
-def _allocate(frames: int, weights: list[float]) -> tuple[list[int], int]:
-    """Shot lengths (overlapping by the crossfade) that tile exactly `frames`, and the fade.
-
-    Every shot is at least twice the fade long, so two crossfades never overlap.
-    """
-    count = len(weights)
-    fade = 0 if count == 1 else min(CROSSFADE_FRAMES, frames // (3 * count))
-    total = frames + fade * (count - 1)
-    minimum = 2 * fade + 1
-    spare = total - minimum * count
-    shares = np.asarray(weights, dtype=np.float64) / sum(weights) * spare
-    lengths = np.floor(shares).astype(np.int64)
-    # Largest remainders get the leftover frames; ties go to the earlier shot.
-    leftover = spare - int(lengths.sum())
-    for position in np.argsort(-(shares - lengths), kind="stable")[:leftover]:
-        lengths[position] += 1
-    return [int(length) + minimum for length in lengths], fade
-
-
-def _clip_speed(clip_seconds: float, shot_seconds: float) -> float:
-    """Play a clip a little faster or slower to fill its shot; beyond 2x, cut or hold."""
+def _clip_speed(clip_seconds: float, shot_seconds: float, own_sound: bool) -> float:
+    """Play a clip a little faster or slower to fill its shot; beyond the range, it is cut
+    short or holds its last frame."""
     if clip_seconds <= 0 or shot_seconds <= 0:
         return 1.0
-    return float(min(max(clip_seconds / shot_seconds, MIN_CLIP_SPEED), MAX_CLIP_SPEED))
+    low, high = SYNC_CLIP_SPEED if own_sound else (MIN_CLIP_SPEED, MAX_CLIP_SPEED)
+    return float(min(max(clip_seconds / shot_seconds, low), high))
+
+
+def _ambient_count(sentences: int, frames: int) -> int:
+    return max(1, min(3, sentences, frames // (2 * FPS)))

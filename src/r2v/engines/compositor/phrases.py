@@ -1,0 +1,180 @@
+"""The phrases the prompt reader understands, English and Chinese, as compiled patterns.
+
+Kept apart from the reading logic (`prompt`) so the vocabulary can grow without touching
+how clauses are grouped into shots. English patterns match on word boundaries and ignore
+case; Chinese ones match anywhere, since Chinese text has no spaces between words.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final, Literal
+
+MoveKind = Literal[
+    "push_in", "pull_out", "pan_left", "pan_right", "pan_up", "pan_down", "drift", "static"
+]  # fmt: skip
+
+_I = re.IGNORECASE
+
+# `@Image1`, `@image 1`, and the names a Chinese prompt may use: `@图片1`, `@视频1`, `@音频1`.
+MENTION_SOURCE: Final = r"@\s?(image|video|audio|图片|图像|照片|视频|音频)\s?(\d{1,3})"
+MENTION: Final = re.compile(MENTION_SOURCE, _I)
+KIND_NAMES: Final = {
+    "image": "image", "图片": "image", "图像": "image", "照片": "image",
+    "video": "video", "视频": "video", "audio": "audio", "音频": "audio",
+}  # fmt: skip
+_VISUAL_MENTION = r"@\s?(?:image|video|图片|图像|照片|视频)\s?\d{1,3}"
+
+# A period ends a sentence unless it sits between two digits ("3.5 s").
+SENTENCE_BREAK: Final = re.compile(r"[。！？!?；;\n]+|\.(?!\d)|(?<!\d)\.")
+CLAUSE_BREAK: Final = re.compile(r"[,，、]+")
+
+# Where a clause that features two pictures is divided between them: at the last of these
+# words between the two mentions, else right after the first mention.
+SEGMENT_BREAK: Final = re.compile(
+    r"\b(?:and\s+then|then|after\s+that|afterwards|next|followed\s+by|before|while|"
+    r"cut(?:s|ting)?\s+to|and|to)\b|然后|接着|随后|之后|再|和|与|跟|以及|到",
+    _I,
+)
+
+# --- pins: the exact opening or closing frame --------------------------------------------
+FIRST_FRAME: Final = re.compile(
+    r"\b(?:first|opening|start(?:ing)?|initial|beginning|1st)[\s-]+(?:frame|image|picture|still)s?"
+    r"\b|首帧|第一帧|起始帧|开始帧|开头帧|起幅",
+    _I,
+)
+LAST_FRAME: Final = re.compile(
+    r"\b(?:last|final|ending|end|closing|concluding)[\s-]+(?:frame|image|picture|still)s?\b"
+    r"|尾帧|末帧|最后一帧|结束帧|结尾帧|落幅",
+    _I,
+)
+BOTH_FRAMES: Final = re.compile(
+    r"\b(?:first|opening|start(?:ing)?)\s+(?:and|&)\s+(?:last|final|ending|end|closing)"
+    r"[\s-]+frames?\b|首尾帧|首帧和尾帧|首帧与尾帧|首帧及尾帧",
+    _I,
+)
+# "starts with @Image1", "以@Image1开头": the mention after (EN) or inside (ZH) the phrase.
+OPENS_WITH: Final = re.compile(
+    r"\b(?:start|begin|open)(?:s|ing)?\s+(?:with|on|from)\s+(?:the\s+)?(?=@)"
+    rf"|以\s*(?={_VISUAL_MENTION}\s*(?:作为|为)?\s*(?:开头|开场|开篇|开始))",
+    _I,
+)
+ENDS_WITH: Final = re.compile(
+    r"\b(?:end|finish|close|conclude)(?:s|es|ing)?\s+(?:with|on)\s+(?:the\s+)?(?=@)"
+    rf"|以\s*(?={_VISUAL_MENTION}\s*(?:作为|为)?\s*(?:结尾|结束|收尾|收束))",
+    _I,
+)
+# The words that tie a pin phrase to the mention before it ("@Image1 as the first frame",
+# "@Image1作为首帧") or after it ("the first frame is @Image1", "首帧为@Image1").
+TIES_BACK: Final = re.compile(
+    r"^[\s:：=\-—]*(?:is|as|becomes|serves\s+as|used\s+as|for|will\s+be|should\s+be|"
+    r"作为|为|是|当作|当成|用作|设为|设置为|作|做|充当|当)\s*(?:the|a|an|its)?\s*$",
+    _I,
+)
+TIES_FORWARD: Final = re.compile(
+    r"^[\s:：=\-—]*(?:is|=|uses?|using|shows?|from|of|with|will\s+be|should\s+be|be|"
+    r"为|是|用|使用|采用|选用|来自|取自|取)\s*(?:the|a|an)?\s*$",
+    _I,
+)
+GAP_ONLY: Final = re.compile(r"^[\s:：=\-—]*$")
+
+# --- camera moves ------------------------------------------------------------------------
+_CAMERA_WORD = re.compile(r"\b(?:camera|shot|lens|view|frame)\b|镜头|画面|视角|机位", _I)
+_MOVES: Final[tuple[tuple[MoveKind, str, bool], ...]] = (
+    # (kind, pattern, needs a camera word in the same text)
+    ("static", r"\b(?:static|locked[\s-]off|fixed\s+(?:camera|shot)|tripod|still\s+camera|"
+     r"no\s+camera\s+(?:movement|motion))\b"
+     r"|固定镜头|镜头固定|静止镜头|镜头静止|镜头不动|定镜", False),
+    ("push_in", r"\b(?:push(?:es|ing)?|zoom(?:s|ing)?|dolly(?:ing)?|dollies|track(?:s|ing)?|"
+     r"creep(?:s|ing)?)[\s-]+in\b|\bclos(?:e|es|ing)\s+in\b|推近|推进|推镜|拉近|放大|逼近", False),
+    ("push_in", r"\bmov(?:e|es|ing)\s+(?:closer|in)\b|靠近", True),
+    ("pull_out", r"\b(?:pull(?:s|ing)?|zoom(?:s|ing)?|dolly(?:ing)?|dollies|track(?:s|ing)?)"
+     r"[\s-]+(?:out|back|away)\b|\bwiden(?:s|ing)?\b|拉远|拉出|后拉|拉开|缩小", False),
+    ("pull_out", r"\bmov(?:e|es|ing)\s+(?:back|away)\b|远离", True),
+    ("pan_left", r"\b(?:pan(?:s|ning|ned)?|truck(?:s|ing)?)\s+(?:to\s+(?:the\s+)?)?left"
+     r"(?:ward)?s?\b|左摇|向左摇|左移|向左(?:平)?移|向左(?:滑|转)|往左", False),
+    ("pan_left", r"\b(?:mov(?:e|es|ing)|slid(?:e|es|ing)|glid(?:e|es|ing)|drift(?:s|ing)?)\s+"
+     r"(?:to\s+(?:the\s+)?)?left(?:ward)?s?\b|向左", True),
+    ("pan_right", r"\b(?:pan(?:s|ning|ned)?|truck(?:s|ing)?)\s+(?:to\s+(?:the\s+)?)?right"
+     r"(?:ward)?s?\b|右摇|向右摇|右移|向右(?:平)?移|向右(?:滑|转)|往右", False),
+    ("pan_right", r"\b(?:mov(?:e|es|ing)|slid(?:e|es|ing)|glid(?:e|es|ing)|drift(?:s|ing)?)\s+"
+     r"(?:to\s+(?:the\s+)?)?right(?:ward)?s?\b|向右", True),
+    ("pan_up", r"\b(?:tilt(?:s|ing)?|pan(?:s|ning)?|crane(?:s|ing)?|pedestal(?:s|ing)?|"
+     r"boom(?:s|ing)?)\s+up(?:ward)?s?\b|上摇|向上摇|上移|升镜|镜头上升|往上", False),
+    ("pan_up", r"\b(?:mov(?:e|es|ing)|rise[sn]?|rising)\s+up(?:ward)?s?\b|向上", True),
+    ("pan_down", r"\b(?:tilt(?:s|ing)?|pan(?:s|ning)?|crane(?:s|ing)?|pedestal(?:s|ing)?|"
+     r"boom(?:s|ing)?)\s+down(?:ward)?s?\b|下摇|向下摇|下移|降镜|镜头下降|往下", False),
+    ("pan_down", r"\b(?:mov(?:e|es|ing)|sink(?:s|ing)?|descend(?:s|ing)?)\s+down(?:ward)?s?"
+     r"\b|向下", True),
+    ("drift", r"\b(?:drift(?:s|ing)?|float(?:s|ing)?|hand[\s-]?held|orbit(?:s|ing)?|"
+     r"arc(?:s|ing)?|sway(?:s|ing)?)\b|漂移|漂浮|手持|环绕|晃动|摇晃|飘移|飘动", False),
+)  # fmt: skip
+MOVES: Final = tuple((kind, re.compile(source, _I), camera) for kind, source, camera in _MOVES)
+CAMERA_WORD: Final = _CAMERA_WORD
+
+SLOW: Final = re.compile(
+    r"\b(?:slow(?:ly)?|gentl[ey]|subtle|gradual(?:ly)?|lazy|lazily|leisurely|soft(?:ly)?)\b"
+    r"|缓缓|缓慢|慢慢|轻轻|轻微|徐徐|缓",
+    _I,
+)
+FAST: Final = re.compile(
+    r"\b(?:fast|quick(?:ly)?|rapid(?:ly)?|swift(?:ly)?|sudden(?:ly)?|whip|snap|crash|"
+    r"dramatic(?:ally)?|aggressive(?:ly)?|energetic(?:ally)?)\b|快速|迅速|急速|猛然|猛地|飞速|飞快",
+    _I,
+)
+
+# --- motion transfer: "camera of @Video1", "参考@Video1的运镜" -------------------------------
+_MOTION_WORD = (
+    r"(?:camera\s*work|camera\s+(?:motion|movement|move)s?|camera|motion|movements?|moves|"
+    r"运镜|镜头运动|镜头移动|镜头语言|运动方式|运动轨迹|摄像机运动|镜头)"
+)
+TRANSFER_BEFORE: Final = re.compile(
+    rf"{_MOTION_WORD}\s*(?:[a-z]+\s+){{0,2}}?(?:of|from|in|like|as\s+in|as|following|"
+    r"matching|参考|参照|跟随|模仿|仿照|同|像|按照|与|和|复刻|沿用|来自|取自)\s*"
+    r"(?:the\s+)?(?:reference\s+)?(?:clip\s+|video\s+)?$",
+    _I,
+)
+TRANSFER_AFTER: Final = re.compile(
+    rf"^(?:'s|’s|的)?\s*{_MOTION_WORD}"
+    rf"|^\s*(?:as|for)\s+(?:the\s+|a\s+|its\s+)?{_MOTION_WORD}"
+    rf"|^\s*(?:作为|为|当作)\s*{_MOTION_WORD}",
+    _I,
+)
+TRANSFER_NEAR: Final = 48
+"""Characters either side of a video mention searched for a motion-transfer phrase."""
+
+# --- timing and emphasis -----------------------------------------------------------------
+TIME_RANGE: Final = re.compile(
+    r"(?<![\d.])(\d{1,2}(?:\.\d+)?)\s*(?:s|秒)?\s*(?:-|–|—|~|～|to|到|至)\s*"
+    r"(\d{1,2}(?:\.\d+)?)\s*(?:s|secs?|seconds?|秒)(?![a-z])",
+    _I,
+)
+SECONDS: Final = re.compile(r"(?<![\d.])(\d{1,2}(?:\.\d+)?)\s*(?:s|secs?|seconds?|秒)(?![a-z])", _I)
+BRIEF: Final = re.compile(
+    r"\b(?:brief(?:ly)?|glimpse|flash(?:es)?|moment(?:ary|arily)?|split[\s-]second|"
+    r"quick\s+(?:cut|shot|look))\b|短暂|一闪|闪过|片刻|瞬间",
+    _I,
+)
+LINGER: Final = re.compile(
+    r"\b(?:linger(?:s|ing)?|long|hold(?:s|ing)?\s+on|dwell(?:s|ing)?|extended|lengthy)\b"
+    r"|长时间|久久|停留|长镜头",
+    _I,
+)
+
+# --- sound -------------------------------------------------------------------------------
+BACKGROUND: Final = re.compile(
+    r"\b(?:background|bgm|soundtrack|score|music|song|theme|throughout|all\s+along|"
+    r"backing\s+track|whole\s+(?:video|film|clip|piece)|entire\s+(?:video|film|clip|piece))\b"
+    r"|背景音乐|背景音|配乐|音乐|歌曲|主题曲|全程|贯穿|整段|整个视频|BGM",
+    _I,
+)
+
+VOICE: Final = re.compile(
+    r"\b(?:narrat(?:ion|or|es|ed)|voice[\s-]?overs?|voiceovers?|voices?|dialogue|speech|"
+    r"monologue|spoken|speaks?|says?)\b|旁白|配音|解说|对白|台词|人声|独白|讲述",
+    _I,
+)
+"""Audio that is someone speaking: it spans the video but plays once, never looped."""
+
+WORD: Final = re.compile(r"[A-Za-z0-9']+|[\u3400-\u9fff]")
+"""A word of English, or one Chinese character (two of which count as a word)."""

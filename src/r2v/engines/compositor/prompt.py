@@ -1,0 +1,396 @@
+"""Reading a prompt as a person would: which picture each part features, and its cues.
+
+`read_prompt` splits the prompt into sentences and clauses, finds the mentions (`@Image1`,
+`@Video2`, `@Audio1`, and the Chinese `@图片1`, `@视频1`, `@音频1`) and groups the text
+into *beats*: one per stretch of the prompt that features a picture. A clause that names
+no picture describes the beat of its sentence; a sentence that names none speaks about
+the whole video ("Follow the camera of @Video1.", "@Audio1 as background music."). The
+phrases it understands are in `phrases`; the storyboard turns the beats into shots.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from r2v.engines.compositor import phrases
+from r2v.engines.compositor.phrases import MoveKind
+
+MentionKind = Literal["image", "video", "audio"]
+VisualKind = Literal["image", "video"]
+Pin = Literal["first", "last"]
+
+MIN_WORDS, MAX_WORDS = 3.0, 30.0
+"""A beat's weight is its word count within these bounds (times its emphasis)."""
+SLOW_SPEED, FAST_SPEED = 0.55, 1.7
+BRIEF_EMPHASIS, LINGER_EMPHASIS = 0.5, 1.6
+MIN_STATED_SECONDS, MAX_STATED_SECONDS = 0.3, 15.0
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One mention of a reference: its kind, its 0-based index and where it is."""
+
+    kind: MentionKind
+    index: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class MoveCue:
+    """A camera move the prompt asks for, at a relative speed (1 is the default pace)."""
+
+    kind: MoveKind
+    speed: float = 1.0
+
+
+@dataclass(frozen=True)
+class Beat:
+    """What the prompt says about one shot: the picture it features and the cues around it."""
+
+    kind: VisualKind
+    index: int
+    text: str
+    words: float
+    emphasis: float = 1.0
+    seconds: float | None = None
+    """A length the prompt states ("for 2 seconds", "0-3s")."""
+    move: MoveCue | None = None
+    camera_of: int | None = None
+    """The video whose camera motion this shot follows."""
+    pins: frozenset[Pin] = frozenset()
+    audios: tuple[int, ...] = ()
+    """Audio clips that start under this shot."""
+
+    @property
+    def weight(self) -> float:
+        """The beat's share of the video, before stated lengths are honoured."""
+        return min(max(self.words, MIN_WORDS), MAX_WORDS) * self.emphasis
+
+    @property
+    def label(self) -> str:
+        """How the prompt names the picture: `@Image2`, `@Video1`."""
+        return f"@{self.kind.capitalize()}{self.index + 1}"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Everything the prompt says, grouped by beat, plus what it says about the whole video."""
+
+    beats: tuple[Beat, ...]
+    sentences: int
+    move: MoveCue | None = None
+    camera_of: int | None = None
+    background: tuple[int, ...] = ()
+    """Audio clips that span the video: "as background music", or named in a sentence that
+    names no picture."""
+    spoken: tuple[int, ...] = ()
+    """Audio clips that are speech ("narration", "旁白"): played once, never looped."""
+    audios: tuple[int, ...] = ()
+    """Every audio clip mentioned, in order of first mention."""
+    motion_sources: frozenset[int] = frozenset()
+    """Videos named as camera references ("camera of @Video1")."""
+    first_visual: tuple[VisualKind, int] | None = None
+    timeline: float | None = None
+    """The latest end of a stated time range ("3-6s"), in seconds."""
+
+
+@dataclass
+class _Draft:
+    """A beat being assembled, or the cues of a clause that names no picture."""
+
+    visual: Mention | None
+    sentence: int
+    text: str = ""
+    words: float = 0.0
+    emphasis: float = 1.0
+    seconds: float | None = None
+    move: MoveCue | None = None
+    camera_of: int | None = None
+    pins: set[Pin] = field(default_factory=set)
+    audios: list[int] = field(default_factory=list)
+
+
+def find_mentions(prompt: str, counts: dict[MentionKind, int]) -> list[Mention]:
+    """The mentions of references that exist, in the order written."""
+    found: list[Mention] = []
+    for match in phrases.MENTION.finditer(prompt):
+        kind: MentionKind = phrases.KIND_NAMES[match.group(1).lower()]  # type: ignore[assignment]
+        index = int(match.group(2)) - 1
+        if 0 <= index < counts.get(kind, 0):
+            found.append(Mention(kind, index, match.start(), match.end()))
+    return found
+
+
+def read_prompt(prompt: str, images: int, videos: int, audios: int) -> Reading:
+    """Read `prompt` for a request with that many images, videos and audio clips."""
+    mentions = find_mentions(prompt, {"image": images, "video": videos, "audio": audios})
+    pieces: list[_Draft] = []
+    background: list[int] = []
+    spoken: list[int] = []
+    sources: set[int] = set()
+    timeline: float | None = None
+    sentences = _spans(prompt, phrases.SENTENCE_BREAK, 0, len(prompt))
+    for number, (s_start, s_end) in enumerate(sentences):
+        for start, end in _spans(prompt, phrases.CLAUSE_BREAK, s_start, s_end):
+            text = prompt[start:end]
+            inside = [m for m in mentions if start <= m.start < end]
+            source = _transfer_source(text, start, inside)
+            if source is not None:
+                sources.add(source.index)
+            for stated in phrases.TIME_RANGE.finditer(text):
+                timeline = max(timeline or 0.0, float(stated.group(2)))
+            sounds = [m for m in inside if m.kind == "audio"]
+            if phrases.VOICE.search(text):
+                spoken.extend(m.index for m in sounds if m.index not in spoken)
+            if phrases.BACKGROUND.search(text):
+                background.extend(m.index for m in sounds if m.index not in background)
+                sounds = []
+            visuals = [m for m in inside if m.kind != "audio" and m != source]
+            pins = _pins(text, start, visuals)
+            for visual, a, b in _segments(text, start, visuals):
+                draft = _cues(_Draft(visual, number), text[a:b])
+                if visual is None or visual.kind == "image":
+                    draft.camera_of = source.index if source is not None else None
+                draft.pins = pins.get(visual, set()) if visual else _loose_pins(text[a:b])
+                draft.audios = [m.index for m in sounds if a <= m.start - start < b]
+                pieces.append(draft)
+    beats, overall = _attach(pieces)
+    for draft in overall:
+        background.extend(i for i in draft.audios if i not in background)
+    first: tuple[VisualKind, int] | None = None
+    for mention in mentions:
+        if mention.kind != "audio":
+            first = (mention.kind, mention.index)
+            break
+    return Reading(
+        beats=beats,
+        sentences=max(1, len(sentences)),
+        move=next((d.move for d in overall if d.move is not None), None),
+        camera_of=next((d.camera_of for d in overall if d.camera_of is not None), None),
+        background=tuple(background),
+        spoken=tuple(spoken),
+        audios=tuple(dict.fromkeys(m.index for m in mentions if m.kind == "audio")),
+        motion_sources=frozenset(sources),
+        first_visual=first,
+        timeline=timeline,
+    )
+
+
+def _spans(text: str, breaks: re.Pattern[str], start: int, end: int) -> list[tuple[int, int]]:
+    """The pieces of text[start:end] between matches of `breaks`, blank ones dropped."""
+    spans: list[tuple[int, int]] = []
+    position = start
+    for match in breaks.finditer(text, start, end):
+        if text[position : match.start()].strip():
+            spans.append((position, match.start()))
+        position = match.end()
+    if text[position:end].strip():
+        spans.append((position, end))
+    return spans
+
+
+def _transfer_source(text: str, offset: int, inside: list[Mention]) -> Mention | None:
+    """The video mention a clause names as its camera reference, if any."""
+    near = phrases.TRANSFER_NEAR
+    for mention in inside:
+        if mention.kind != "video":
+            continue
+        start, end = mention.start - offset, mention.end - offset
+        before, after = text[max(0, start - near) : start], text[end : end + near]
+        if phrases.TRANSFER_BEFORE.search(before) or phrases.TRANSFER_AFTER.search(after):
+            return mention
+    return None
+
+
+def _segments(
+    text: str, offset: int, visuals: list[Mention]
+) -> list[tuple[Mention | None, int, int]]:
+    """The clause divided between its pictures: (picture, start, end) relative to the clause.
+
+    The division between two pictures falls on the last joining word between them ("then",
+    "and", "然后"), else right after the first one; text before the first picture is its.
+    """
+    if not visuals:
+        return [(None, 0, len(text))]
+    cuts = [0]
+    for a, b in zip(visuals, visuals[1:], strict=False):
+        joins = list(phrases.SEGMENT_BREAK.finditer(text, a.end - offset, b.start - offset))
+        cuts.append(joins[-1].start() if joins else a.end - offset)
+    cuts.append(len(text))
+    return [(visual, cuts[i], cuts[i + 1]) for i, visual in enumerate(visuals)]
+
+
+def _cues(draft: _Draft, text: str) -> _Draft:
+    """Fill in the words, camera move, emphasis and stated length found in `text`."""
+    draft.text = text.strip()
+    words = phrases.WORD.findall(text)
+    draft.words = sum(0.5 if "\u3400" <= word <= "\u9fff" else 1.0 for word in words)
+    draft.move = _move(text)
+    if phrases.BRIEF.search(text):
+        draft.emphasis = BRIEF_EMPHASIS
+    elif phrases.LINGER.search(text):
+        draft.emphasis = LINGER_EMPHASIS
+    stated = phrases.TIME_RANGE.search(text)
+    if stated is not None:
+        seconds = float(stated.group(2)) - float(stated.group(1))
+    else:
+        alone = phrases.SECONDS.search(text)
+        seconds = float(alone.group(1)) if alone is not None else 0.0
+    if MIN_STATED_SECONDS <= seconds <= MAX_STATED_SECONDS:
+        draft.seconds = seconds
+    return draft
+
+
+def _move(text: str) -> MoveCue | None:
+    """The first camera move `text` asks for, with its pace."""
+    found: list[tuple[int, MoveKind]] = []
+    for kind, pattern, needs_camera in phrases.MOVES:
+        match = pattern.search(text)
+        if match and (not needs_camera or phrases.CAMERA_WORD.search(text)):
+            found.append((match.start(), kind))
+    if not found:
+        return None
+    speed = 1.0
+    if phrases.SLOW.search(text):
+        speed = SLOW_SPEED
+    elif phrases.FAST.search(text):
+        speed = FAST_SPEED
+    return MoveCue(min(found)[1], speed)
+
+
+def _pins(text: str, offset: int, visuals: list[Mention]) -> dict[Mention, set[Pin]]:
+    """Which pictures of a clause the clause pins to the first or last frame."""
+    pinned: dict[Mention, set[Pin]] = {}
+    taken: list[tuple[int, int]] = []
+    both: tuple[Pin, ...] = ("first", "last")
+    for pattern, pins in (
+        (phrases.BOTH_FRAMES, both),
+        (phrases.FIRST_FRAME, both[:1]),
+        (phrases.LAST_FRAME, both[1:]),
+    ):
+        for match in pattern.finditer(text):
+            if any(a < match.end() and match.start() < b for a, b in taken):
+                continue  # "last frame" inside "first and last frame"
+            taken.append(match.span())
+            owner = _owner(text, offset, match, visuals)
+            if owner is not None:
+                pinned.setdefault(owner, set()).update(pins)
+    for pattern, pin in ((phrases.OPENS_WITH, "first"), (phrases.ENDS_WITH, "last")):
+        for match in pattern.finditer(text):
+            follows = [m for m in visuals if m.start - offset >= match.end()]
+            if follows and follows[0].start - offset - match.end() <= 1:
+                pinned.setdefault(follows[0], set()).add(pin)  # type: ignore[arg-type]
+    return pinned
+
+
+def _loose_pins(text: str) -> set[Pin]:
+    """Pins named in a clause without a picture ("…, which is the last frame")."""
+    pins: set[Pin] = set()
+    if phrases.BOTH_FRAMES.search(text):
+        return {"first", "last"}
+    if phrases.FIRST_FRAME.search(text):
+        pins.add("first")
+    if phrases.LAST_FRAME.search(text):
+        pins.add("last")
+    return pins
+
+
+def _owner(text: str, offset: int, phrase: re.Match[str], visuals: list[Mention]) -> Mention | None:
+    """The picture a pin phrase belongs to, judged by the words between them.
+
+    "@Image1 as the first frame" ties back, "the first frame is @Image1" ties forward; a
+    bare neighbour ("first frame: @Image1") counts less than a tying word; failing both,
+    the nearest picture of the clause.
+    """
+    before = [m for m in visuals if m.end - offset <= phrase.start()]
+    after = [m for m in visuals if m.start - offset >= phrase.end()]
+    options: list[tuple[int, int, Mention]] = []
+    if before:
+        gap = text[before[-1].end - offset : phrase.start()]
+        options.append((_tie(gap, phrases.TIES_BACK), 1, before[-1]))
+    if after:
+        gap = text[phrase.end() : after[0].start - offset]
+        options.append((_tie(gap, phrases.TIES_FORWARD), 0, after[0]))
+    if not options:
+        return None
+    strength, _, chosen = max(options, key=lambda option: option[:2])
+    if strength:
+        return chosen
+    distance = {
+        id(m): min(abs(m.end - offset - phrase.start()), abs(m.start - offset - phrase.end()))
+        for m in visuals
+    }
+    return min(visuals, key=lambda m: distance[id(m)])
+
+
+def _tie(gap: str, ties: re.Pattern[str]) -> int:
+    if ties.match(gap):
+        return 2
+    return 1 if phrases.GAP_ONLY.match(gap) else 0
+
+
+def _attach(pieces: list[_Draft]) -> tuple[tuple[Beat, ...], list[_Draft]]:
+    """Beats with their sentences' loose clauses merged in; and the whole-video cues.
+
+    A clause without a picture belongs to the picture before it in its sentence, else the
+    one after it; in a sentence without pictures it speaks about the whole video.
+    Consecutive beats of the same picture become one.
+    """
+    overall: list[_Draft] = []
+    for position, piece in enumerate(pieces):
+        if piece.visual is not None:
+            continue
+        same = [
+            (at, p)
+            for at, p in enumerate(pieces)
+            if p.visual is not None and p.sentence == piece.sentence
+        ]
+        earlier = [p for at, p in same if at < position]
+        target = earlier[-1] if earlier else (same[0][1] if same else None)
+        if target is None:
+            overall.append(piece)
+        else:
+            _merge(target, piece)
+    merged: list[_Draft] = []
+    for piece in (p for p in pieces if p.visual is not None):
+        last = merged[-1] if merged else None
+        if last is not None and last.visual is not None and _same(last.visual, piece.visual):
+            _merge(last, piece)
+        else:
+            merged.append(piece)
+    beats = tuple(
+        Beat(
+            kind=draft.visual.kind,  # type: ignore[arg-type, union-attr]
+            index=draft.visual.index,  # type: ignore[union-attr]
+            text=draft.text,
+            words=draft.words,
+            emphasis=draft.emphasis,
+            seconds=draft.seconds,
+            move=draft.move,
+            camera_of=draft.camera_of if draft.visual.kind == "image" else None,  # type: ignore[union-attr]
+            pins=frozenset(draft.pins),
+            audios=tuple(dict.fromkeys(draft.audios)),
+        )
+        for draft in merged
+    )
+    return beats, overall
+
+
+def _same(a: Mention, b: Mention | None) -> bool:
+    return b is not None and (a.kind, a.index) == (b.kind, b.index)
+
+
+def _merge(target: _Draft, piece: _Draft) -> None:
+    target.text = f"{target.text}, {piece.text}".strip(", ")
+    target.words += piece.words
+    if target.emphasis == 1.0:
+        target.emphasis = piece.emphasis
+    if piece.seconds is not None:
+        target.seconds = (target.seconds or 0.0) + piece.seconds
+    target.move = target.move or piece.move
+    target.camera_of = target.camera_of if target.camera_of is not None else piece.camera_of
+    target.pins |= piece.pins
+    target.audios.extend(piece.audios)

@@ -1,0 +1,231 @@
+"""Motion transfer: the global camera motion of a reference video, replayed over a still.
+
+`estimate_camera` follows the video's camera: on small greyscale frames it tracks corner
+features from frame to frame (pyramidal Lucas-Kanade, checked forwards and backwards),
+fits a similarity transform (shift, zoom, turn) to them with RANSAC so that subjects moving
+on their own are outvoted by the background, and chains the transforms into a
+`CameraTrack`: where the camera looks, and how close, relative to the first frame. Frames
+too flat to track fall back to phase correlation, which sees the shift alone.
+
+`transferred_path` fits such a track onto a picture's plate: the same moves, scaled down
+only as much as the picture's margins demand, with the zoom raised where a pinned first or
+last frame (the whole picture) leaves no margin to pan in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from r2v.engines.compositor.motion import PLATE_LIMIT, Camera, MotionPath, margin_at
+from r2v.media.decode import grey_frames
+
+ANALYSIS_SIDE = 320
+"""Pixels on the longer side of the frames the camera is tracked on."""
+ANALYSIS_RATE = 12.0
+"""Frames a second analysed: camera moves are smooth, so more would only cost time."""
+PATH_KEYS = 48
+CHECKPOINT_FRAMES = 12
+
+_MIN_FEATURES = 12
+_SMOOTHING = 1.5  # Gaussian sigma, in analysed frames: tracking noise out, moves kept
+_GAINS = (1.0, 0.85, 0.7, 0.55, 0.4, 0.3, 0.2, 0.1, 0.0)
+_START_ZOOMS = np.linspace(1.0, PLATE_LIMIT, 25)
+_LK_STOP = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)
+
+Affine = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class CameraTrack:
+    """Where a video's camera looks over time, relative to its first frame.
+
+    `x` and `y` are the view centre's offset as fractions of the frame's width and height
+    (right and down positive: a camera panning right has a rising `x`); `zoom` above 1 is
+    closer than at the start.
+    """
+
+    times: tuple[float, ...]
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    zoom: tuple[float, ...]
+
+    @property
+    def travel(self) -> tuple[float, float, float]:
+        """The net move from first to last frame: (x, y, zoom ratio)."""
+        return (self.x[-1] - self.x[0], self.y[-1] - self.y[0], self.zoom[-1] / self.zoom[0])
+
+
+STILL = CameraTrack((0.0, 1.0), (0.0, 0.0), (0.0, 0.0), (1.0, 1.0))
+
+
+def estimate_camera(
+    path: Path, *, max_seconds: float = 15.0, checkpoint: Callable[[], None] = lambda: None
+) -> CameraTrack:
+    """Estimate the camera motion of the video at `path` (a few hundred ms for 15 s of
+    small video; decoding dominates for large ones). `checkpoint` is called every
+    `CHECKPOINT_FRAMES` analysed frames: it may raise to stop."""
+    times: list[float] = []
+    centres: list[tuple[float, float, float]] = []
+    chain = np.eye(3)
+    previous: NDArray[np.uint8] | None = None
+    size = (1, 1)
+    for seconds, frame in grey_frames(
+        path, ANALYSIS_SIDE, rate=ANALYSIS_RATE, max_seconds=max_seconds
+    ):
+        if previous is not None and frame.shape == previous.shape:
+            step = np.vstack([pair_motion(previous, frame), [0.0, 0.0, 1.0]])
+            chain = step @ chain  # first-frame coordinates to this frame's
+        size = (frame.shape[1], frame.shape[0])
+        if len(times) % CHECKPOINT_FRAMES == 0:
+            checkpoint()
+        times.append(seconds)
+        centres.append(_view(chain, size))
+        previous = frame
+    if len(times) < 2:
+        return STILL
+    data = np.asarray(centres, dtype=np.float64)
+    xs, ys = _smooth(data[:, 0]), _smooth(data[:, 1])
+    zooms = np.exp(_smooth(np.log(data[:, 2])))
+    return CameraTrack(
+        tuple(float(t) for t in times),
+        tuple(float(v) for v in xs),
+        tuple(float(v) for v in ys),
+        tuple(float(v) for v in zooms),
+    )
+
+
+def pair_motion(previous: NDArray[np.uint8], current: NDArray[np.uint8]) -> Affine:
+    """The 2x3 similarity transform taking `previous`'s content to where it is in `current`."""
+    points = cv2.goodFeaturesToTrack(
+        previous, maxCorners=300, qualityLevel=0.01, minDistance=6, blockSize=7
+    )
+    if points is not None and len(points) >= _MIN_FEATURES:
+        moved, found, _ = cv2.calcOpticalFlowPyrLK(
+            previous,
+            current,
+            points,
+            points.copy(),
+            winSize=(21, 21),
+            maxLevel=3,
+            criteria=_LK_STOP,
+        )
+        back, returned, _ = cv2.calcOpticalFlowPyrLK(
+            current, previous, moved, moved.copy(), winSize=(21, 21), maxLevel=3, criteria=_LK_STOP
+        )
+        error = np.linalg.norm((back - points).reshape(-1, 2), axis=1)
+        good = (found.ravel() == 1) & (returned.ravel() == 1) & (error < 1.0)
+        if int(good.sum()) >= _MIN_FEATURES:
+            matrix, _ = cv2.estimateAffinePartial2D(
+                points[good],
+                moved[good],
+                method=cv2.RANSAC,
+                ransacReprojThreshold=1.0,
+                maxIters=1000,
+                confidence=0.995,
+            )
+            if matrix is not None:
+                return np.asarray(matrix, dtype=np.float64)
+    return _phase_shift(previous, current)
+
+
+def _phase_shift(previous: NDArray[np.uint8], current: NDArray[np.uint8]) -> Affine:
+    window = cv2.createHanningWindow((previous.shape[1], previous.shape[0]), cv2.CV_32F)
+    (dx, dy), response = cv2.phaseCorrelate(
+        previous.astype(np.float32), current.astype(np.float32), window
+    )
+    if response < 0.05:  # no agreement at all: assume the camera held still
+        dx = dy = 0.0
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]], dtype=np.float64)
+
+
+def _view(chain: Affine, size: tuple[int, int]) -> tuple[float, float, float]:
+    """Where the current view's centre lies in first-frame coordinates, and its zoom."""
+    width, height = size
+    inverse = np.linalg.inv(chain)
+    cx, cy, _ = inverse @ np.array([width / 2, height / 2, 1.0])
+    zoom = float(np.sqrt(abs(np.linalg.det(chain[:2, :2]))))
+    return ((cx - width / 2) / width, (cy - height / 2) / height, max(zoom, 1e-3))
+
+
+def _smooth(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    radius = int(3 * _SMOOTHING)
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / _SMOOTHING) ** 2)
+    padded = np.pad(values, radius, mode="edge")
+    return np.convolve(padded, taps / taps.sum(), mode="valid")
+
+
+def transferred_path(
+    track: CameraTrack, *, from_rest: bool = False, to_rest: bool = False
+) -> MotionPath:
+    """The track's moves as a camera path over a plate, resampled over the whole shot."""
+    span = np.linspace(track.times[0], track.times[-1], PATH_KEYS)
+    xs = np.interp(span, track.times, track.x)
+    ys = np.interp(span, track.times, track.y)
+    zooms = np.log(np.interp(span, track.times, track.zoom))
+    ramp = np.linspace(0.0, 1.0, PATH_KEYS)
+    if from_rest and to_rest:  # the move between, with the drift that does not return removed
+        for values in (xs, ys, zooms):
+            values -= values[0] + (values[-1] - values[0]) * ramp
+    elif from_rest or to_rest:
+        anchor = 0 if from_rest else -1
+        xs, ys, zooms = xs - xs[anchor], ys - ys[anchor], zooms - zooms[anchor]
+    keys = _fit_pinned(xs, ys, zooms) if from_rest or to_rest else _fit_free(xs, ys, zooms)
+    return MotionPath("transfer", keys, ease_in=False, ease_out=False)
+
+
+def _fit_pinned(
+    xs: NDArray[np.float64], ys: NDArray[np.float64], zooms: NDArray[np.float64]
+) -> tuple[Camera, ...]:
+    """Keys starting (or ending) on the whole picture: each framing zoomed in just enough
+    that the view's centre may stand where the track puts it."""
+    for gain in _GAINS:
+        reach = np.maximum(np.abs(xs), np.abs(ys)) * gain
+        if float(reach.max()) >= 0.5:
+            continue
+        needed = 1.0 / (1.0 - 2.0 * reach)
+        zoom = np.maximum(np.maximum(np.exp(zooms * gain), needed), 1.0)
+        if float(zoom.max()) <= PLATE_LIMIT:
+            return tuple(
+                Camera(float(z), float(x * gain), float(y * gain))
+                for z, x, y in zip(zoom, xs, ys, strict=True)
+            )
+    return (Camera(1.0), Camera(1.0))
+
+
+def _fit_free(
+    xs: NDArray[np.float64], ys: NDArray[np.float64], zooms: NDArray[np.float64]
+) -> tuple[Camera, ...]:
+    """Keys for an unpinned shot: the loosest starting zoom and the largest share of the
+    track's moves (ideally all of it) that keep every framing inside the picture."""
+    for gain in _GAINS:
+        for start in _START_ZOOMS:
+            zoom = start * np.exp(zooms * gain)
+            if float(zoom.min()) < 1.0 - 1e-9 or float(zoom.max()) > PLATE_LIMIT:
+                continue
+            margin = np.array([margin_at(float(z)) for z in zoom])
+            # The view at the first frame spans 1/start of the plate; the track's offsets
+            # are in units of that view, so they shrink by `start` on the plate.
+            dx, dy = xs * gain / start, ys * gain / start
+            x0 = _centre(dx, margin)
+            y0 = _centre(dy, margin)
+            if x0 is not None and y0 is not None:
+                return tuple(
+                    Camera(float(z), float(x0 + x), float(y0 + y))
+                    for z, x, y in zip(zoom, dx, dy, strict=True)
+                )
+    return (Camera(1.0), Camera(1.0))
+
+
+def _centre(offsets: NDArray[np.float64], margin: NDArray[np.float64]) -> float | None:
+    """The starting offset closest to the middle that keeps every `offsets` within `margin`."""
+    low = float(np.max(-margin - offsets))
+    high = float(np.min(margin - offsets))
+    if low > high + 1e-12:
+        return None
+    return min(max(0.0, low), high)

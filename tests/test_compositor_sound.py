@@ -1,0 +1,233 @@
+"""Compositor sound: loudness, onsets, and where each sound lands in the decoded output."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from r2v.engines.base import AudioInput, EngineRequest, ImageInput, LocalContext, VideoInput
+from r2v.engines.compositor import CompositorEngine
+from r2v.engines.compositor.loudness import CEILING, integrated_loudness, limit, master
+from r2v.engines.compositor.onsets import detect_onsets
+from r2v.engines.compositor.storyboard import build_storyboard
+from r2v.media.decode import decode_audio
+from r2v.protocol import FPS
+from tests.mediafiles import (
+    decoded_audio,
+    decoded_frames,
+    make_beats_wav,
+    make_image,
+    make_video,
+    make_wav,
+)
+
+RATE = 48000
+
+
+@pytest.fixture(scope="module")
+def refs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("sound")
+    images = [make_image(root / f"i{n}.jpg", 480, 270, seed=20 + n) for n in range(3)]
+    return {
+        "images": tuple(ImageInput(path, 480, 270) for path in images),
+        "clip": VideoInput(
+            make_video(root / "clip.mp4", 320, 240, 2.0, seed=4), 320, 240, 2.0, 24.0, True
+        ),
+        "tone": AudioInput(make_wav(root / "tone.wav", 2.0, freq=440.0, rate=RATE), 2.0),
+        "quiet": AudioInput(_scaled_wav(root / "quiet.wav", 0.01), 3.0),
+        "loud": AudioInput(_scaled_wav(root / "loud.wav", 0.95), 3.0),
+        "beats": AudioInput(make_beats_wav(root / "beats.wav", 5.0, [1.45, 3.2]), 5.0),
+    }  # fmt: skip
+
+
+def _scaled_wav(path: Path, amplitude: float) -> Path:
+    """A 3 s, 220 Hz tone with some harmonics, peaking at `amplitude`."""
+    import wave
+
+    t = np.arange(3 * RATE) / RATE
+    tone = np.sin(2 * np.pi * 220 * t) + 0.3 * np.sin(2 * np.pi * 660 * t)
+    pcm = (tone / np.abs(tone).max() * amplitude * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(RATE)
+        out.writeframes(pcm.tobytes())
+    return path
+
+
+def render(refs: dict[str, Any], prompt: str, folder: Path, **changes: Any) -> Path:
+    request = EngineRequest(
+        model="seedance-2.0-fast-reference-to-video",
+        preset="fast",
+        prompt=prompt,
+        resolution="480p",
+        aspect_ratio="16:9",
+        duration=5,
+        generate_audio=True,
+        seed=5,
+        images=refs["images"][:2],
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    result = CompositorEngine().generate(
+        dataclasses.replace(request, **changes), LocalContext(folder)
+    )
+    return result.path
+
+
+def rms(samples: NDArray[np.float32], start: float, end: float) -> float:
+    """RMS level of seconds `start` to `end`."""
+    piece = samples[:, round(start * RATE) : round(end * RATE)]
+    return float(np.sqrt(np.mean(piece.astype(np.float64) ** 2)))
+
+
+def dominant_hz(samples: NDArray[np.float32], start: float, end: float) -> float:
+    piece = samples[:, round(start * RATE) : round(end * RATE)].mean(axis=0)
+    spectrum = np.abs(np.fft.rfft(piece * np.hanning(len(piece))))
+    return float(np.argmax(spectrum) * RATE / len(piece))
+
+
+def purity(samples: NDArray[np.float32], start: float, end: float) -> float:
+    """The share of the energy within 5 Hz of the strongest frequency: 1 for a pure tone."""
+    piece = samples[:, round(start * RATE) : round(end * RATE)].mean(axis=0)
+    power = np.abs(np.fft.rfft(piece * np.hanning(len(piece)))) ** 2
+    peak, width = int(np.argmax(power)), max(1, round(5 * len(piece) / RATE))
+    return float(power[max(0, peak - width) : peak + width + 1].sum() / power.sum())
+
+
+# --- loudness and onsets ------------------------------------------------------------------
+
+
+def test_loudness_matches_bs1770_reference_levels() -> None:
+    t = np.arange(5 * RATE) / RATE
+    sine = (0.1 * np.sin(2 * np.pi * 997 * t)).astype(np.float32)
+    # A 997 Hz sine at -20 dBFS (peak) in both channels reads -20 LUFS; in one, 3 dB less.
+    assert integrated_loudness(np.stack([sine, sine])) == pytest.approx(-20.0, abs=0.05)
+    assert integrated_loudness(np.stack([sine, 0 * sine])) == pytest.approx(-23.0, abs=0.05)
+    assert integrated_loudness(np.zeros((2, RATE), np.float32)) == -np.inf
+
+
+def test_master_normalises_loudness_and_never_clips() -> None:
+    t = np.arange(4 * RATE) / RATE
+    square = (1.5 * np.sign(np.sin(2 * np.pi * 110 * t))).astype(np.float32)
+    mastered = master(np.stack([square, square]))
+    assert float(np.abs(mastered).max()) <= CEILING + 1e-6
+    assert integrated_loudness(mastered) == pytest.approx(-16.0, abs=0.5)
+    spiky = np.zeros((2, RATE), np.float32)
+    spiky[:, RATE // 2] = 4.0
+    limited = limit(spiky)
+    assert float(np.abs(limited).max()) <= CEILING + 1e-6 and limited[0, RATE // 2] > 0.5
+
+
+def test_onsets_are_found_where_the_hits_are(refs: dict[str, Any]) -> None:
+    samples = decode_audio(refs["beats"].path)
+    found = [seconds for seconds, _ in detect_onsets(samples)]
+    assert found == pytest.approx([1.45, 3.2], abs=0.015)
+    t = np.arange(3 * RATE) / RATE
+    steady = np.stack([np.sin(2 * np.pi * 220 * t)] * 2).astype(np.float32) * 0.3
+    assert [s for s, _ in detect_onsets(steady) if 0.2 < s < 2.8] == []
+
+
+# --- rendered soundtracks -----------------------------------------------------------------
+
+
+def test_clip_named_with_a_picture_starts_under_its_shot(
+    refs: dict[str, Any], tmp_path: Path
+) -> None:
+    prompt = "@Image1 walks in. @Image2 with @Audio1."
+    board = build_storyboard(dataclasses.replace(_request(refs, prompt), audios=(refs["tone"],)))
+    cut = board.shots[1].cut / FPS
+    samples, rate = decoded_audio(render(refs, prompt, tmp_path, audios=(refs["tone"],)))
+    assert rate == RATE and samples.shape[0] == 2
+    assert rms(samples, 0.0, cut - 0.1) < 0.002, "silent before its shot"
+    assert rms(samples, cut + 0.1, cut + 1.5) > 0.05, "heard under its shot"
+    assert dominant_hz(samples, cut + 0.1, cut + 1.5) == pytest.approx(440, abs=3)
+
+
+def test_background_music_loops_under_the_whole_video(refs: dict[str, Any], tmp_path: Path) -> None:
+    path = render(
+        refs, "@Image1, @Image2. @Audio1 as background music.", tmp_path, audios=(refs["tone"],)
+    )
+    samples, _ = decoded_audio(path)
+    assert abs(samples.shape[1] / RATE - 5.0) <= 1 / FPS
+    levels = [rms(samples, s, s + 0.25) for s in np.arange(0.25, 4.25, 0.25)]
+    assert min(levels) > 0.5 * max(levels), "the 2 s clip loops with no gap"
+    assert float(np.abs(samples).max()) <= 1.0
+
+
+def test_quiet_and_loud_clips_come_out_equally_loud(refs: dict[str, Any], tmp_path: Path) -> None:
+    levels = []
+    for name in ("quiet", "loud"):
+        path = render(refs, "@Image1 with @Audio1", tmp_path / name, audios=(refs[name],))
+        samples, _ = decoded_audio(path)
+        levels.append(rms(samples, 0.5, 2.5))
+        assert float(np.abs(samples).max()) < 1.0
+    assert levels[0] == pytest.approx(levels[1], rel=0.1)
+    assert 0.1 < levels[0] < 0.3  # about -16 LUFS for this tone
+
+
+def test_video_sound_plays_under_its_shot_and_the_score_elsewhere(
+    refs: dict[str, Any], tmp_path: Path
+) -> None:
+    prompt = "@Video1 dances. @Image1 at night."
+    request = dataclasses.replace(
+        _request(refs, prompt), videos=(refs["clip"],), images=refs["images"][:1]
+    )
+    board = build_storyboard(request)
+    video, image = board.shots
+    path = render(refs, prompt, tmp_path, videos=(refs["clip"],), images=refs["images"][:1])
+    samples, _ = decoded_audio(path)
+    # The clip's 330 Hz tone, retimed with its picture (which stays near natural speed).
+    assert 0.8 <= video.clip_speed <= 1.25
+    heard_until = min(video.start / FPS + 2.0 / video.clip_speed, video.end / FPS)
+    pitch = 330 * video.clip_speed
+    assert dominant_hz(samples, 0.3, heard_until - 0.3) == pytest.approx(pitch, abs=3)
+    assert rms(samples, image.cut / FPS + 0.5, 4.5) > 0.02, "the score plays under the still"
+    assert purity(samples, 0.3, heard_until - 0.3) > 0.8  # one tone: the clip's
+    assert purity(samples, image.cut / FPS + 0.5, 4.5) < 0.5  # a chord: the score
+
+
+def test_score_when_there_is_nothing_to_use_is_seeded(refs: dict[str, Any], tmp_path: Path) -> None:
+    first, _ = decoded_audio(render(refs, "@Image1, @Image2", tmp_path / "a"))
+    again, _ = decoded_audio(render(refs, "@Image1, @Image2", tmp_path / "b"))
+    other, _ = decoded_audio(render(refs, "@Image1, @Image2", tmp_path / "c", seed=6))
+    assert rms(first, 1.0, 4.0) > 0.05
+    digest = [hashlib.sha256(s.tobytes()).hexdigest() for s in (first, again, other)]
+    assert digest[0] == digest[1] != digest[2]
+
+
+def test_rendered_cuts_land_on_the_music_onsets(refs: dict[str, Any], tmp_path: Path) -> None:
+    path = render(
+        refs,
+        "@Image1, @Image2, @Image3. @Audio1 as background music.",
+        tmp_path,
+        images=refs["images"],
+        audios=(refs["beats"],),
+    )
+    frames = [f.astype(np.int16) for f in decoded_frames(path)]
+    jumps = np.array([np.abs(b - a).mean() for a, b in zip(frames, frames[1:], strict=False)])
+    cuts = sorted(int(i) + 1 for i in np.argsort(jumps)[-2:])  # the frames that change most
+    samples, _ = decoded_audio(path)
+    heard = [s for s, _ in detect_onsets(samples)]
+    assert cuts == [round(1.45 * FPS), round(3.2 * FPS)]
+    for cut in cuts:
+        assert min(abs(cut / FPS - onset) for onset in heard) < 1.5 / FPS
+
+
+def _request(refs: dict[str, Any], prompt: str) -> EngineRequest:
+    return EngineRequest(
+        model="seedance-2.0-fast-reference-to-video",
+        preset="fast",
+        prompt=prompt,
+        resolution="480p",
+        aspect_ratio="16:9",
+        duration=5,
+        generate_audio=True,
+        seed=5,
+        images=refs["images"][:2],
+    )
