@@ -205,6 +205,35 @@ class Creator(threading.Thread):
                     self.created += 1
 
 
+def latency_buckets(url: str, route: str = "/v1/tasks/{task_id}") -> dict[float, float]:
+    """The server's own latency histogram of a route: upper bound (s) -> requests so far."""
+    counts: dict[float, float] = {}
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("r2v_http_request_duration_seconds_bucket") and route in line:
+            found = re.search(r'le="([^"]+)"', line)
+            bound = (
+                float("inf") if found is None or found.group(1) == "+Inf" else float(found.group(1))
+            )
+            counts[bound] = counts.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def p99_ms(before: dict[float, float], after: dict[float, float]) -> float:
+    """The p99 of the requests between two histogram readings, interpolated in its bucket."""
+    delta = {bound: after[bound] - before.get(bound, 0.0) for bound in after}
+    bounds = sorted(delta)
+    target = 0.99 * delta[bounds[-1]]
+    low, below = 0.0, 0.0
+    for bound in bounds:
+        if delta[bound] >= target:
+            if bound == float("inf"):
+                return low * 1000
+            share = (target - below) / max(delta[bound] - below, 1e-9)
+            return (low + share * (bound - low)) * 1000
+        low, below = bound, delta[bound]
+    return float("nan")
+
+
 def queue_flatness(env: dict[str, str], data: Path, url: str, key: str) -> list[str]:
     """Claim and GET latency with a short queue, then with 10,000 queued tasks."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
@@ -263,6 +292,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 s runs")
     args = parser.parse_args()
     seconds = 3 if args.quick else args.seconds
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {1})  # this process (and wrk) on the core the servers are not
     workdir = Path(tempfile.mkdtemp(prefix="r2v-load-"))
     env = dict(os.environ) | {
         "R2V_RATE_LIMIT_PER_MINUTE": "1000000",
@@ -295,7 +326,10 @@ def main() -> None:
         creator = Creator(url, key, args.creates_per_second)
         creator.start()
         ours = poll(url, ids, headers, args.pollers, seconds)
+        time.sleep(2)  # let the closed-loop run's last requests drain out of the histogram
+        before = latency_buckets(url)
         paced = poll_with_python(url, ids, headers, args.pollers, seconds, every=args.every)
+        server_p99 = p99_ms(before, latency_buckets(url))
         paced_bare = poll_with_python(bare_url, ids, {}, args.pollers, seconds, every=args.every)
         creator.stop.set()
         creator.join()
@@ -303,6 +337,12 @@ def main() -> None:
     finally:
         server.terminate()
         bare.terminate()
+        server.wait(10)
+        if args.postgres:
+            with psycopg.connect(
+                "postgresql://postgres@127.0.0.1:5432/test", autocommit=True
+            ) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     ratio = ours["rps"] / base["rps"]
     print(
         f"\nGET /v1/tasks/{{id}} under load: {args.pollers} pollers, {seconds} s, {database}, "
@@ -327,9 +367,13 @@ def main() -> None:
             f"| {label} | {result['rps']:.0f} | {result['p50']:.2f} | {result['p99']:.2f} "
             f"| {result['errors']:.0f} |"
         )
-    print(f"\nr2v p99 {paced['p99']:.1f} ms (target < 20 ms)\n")
+    print(
+        f"\nr2v p99: {server_p99:.1f} ms inside the server (its own histogram), "
+        f"{paced['p99']:.1f} ms seen by the Python pollers (their own scheduling included; "
+        "compare the bare endpoint's) - target < 20 ms\n"
+    )
     print("\n".join(flat))
-    print(json.dumps({"ratio": round(ratio, 3), "p99_ms": round(paced["p99"], 2)}))
+    print(json.dumps({"ratio": round(ratio, 3), "server_p99_ms": round(server_p99, 2)}))
 
 
 if __name__ == "__main__":

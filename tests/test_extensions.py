@@ -3,6 +3,7 @@ per-key limits."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -225,3 +226,35 @@ def test_callback_url_must_be_https_or_allow_listed(idle: tuple[Runtime, httpx.C
         assert refused.json()["error"]["param"] == "callback_url"
         assert fragment in refused.json()["error"]["message"]
     assert create(client, QUICK | {"callback_url": "https://example.com/hook"}).status_code == 200
+
+
+def test_concurrent_polls_of_two_keys_stay_apart(idle: tuple[Runtime, httpx.Client]) -> None:
+    # concurrent GETs share one database read; each must still see only its own key's tasks
+    runtime, client = idle
+    other = {"Authorization": f"Bearer {runtime.keys.create('other').secret}"}
+    mine = [create(client, QUICK).json()["id"] for _ in range(10)]
+    theirs = [
+        client.post("/v1/videos/generations", json=QUICK, headers=other).json()["id"]
+        for _ in range(10)
+    ]
+    callers = {"me": (dict(client.headers), set(mine)), "them": (other, set(theirs))}
+
+    async def storm() -> list[tuple[str, str, httpx.Response]]:
+        async with httpx.AsyncClient(base_url=str(client.base_url), timeout=30) as http:
+
+            async def get(who: str, task_id: str) -> tuple[str, str, httpx.Response]:
+                headers = callers[who][0]
+                return who, task_id, await http.get(f"/v1/tasks/{task_id}", headers=headers)
+
+            jobs = [
+                get(who, task_id) for _ in range(5) for who in callers for task_id in mine + theirs
+            ]
+            return await asyncio.gather(*jobs)
+
+    answers = asyncio.run(storm())
+    assert len(answers) == 200
+    for who, task_id, response in answers:
+        if task_id in callers[who][1]:
+            assert response.status_code == 200 and response.json()["id"] == task_id
+        else:
+            assert response.status_code == 404, (who, task_id)

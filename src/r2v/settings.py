@@ -71,10 +71,10 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL of the task store; default: SQLite in the data dir."
     )
     db_pool_size: int = Field(
-        5, ge=1, le=200, description="Connections each process keeps to PostgreSQL."
+        20, ge=1, le=200, description="Connections each process keeps open to PostgreSQL."
     )
     db_max_overflow: int = Field(
-        10, ge=0, le=500, description="Extra connections a process may open under load."
+        20, ge=0, le=500, description="Extra connections a process may open under load."
     )
     storage: Literal["local", "s3"] = Field(
         "local", description="Where videos and uploads live: the data dir, or an S3 bucket."

@@ -6,8 +6,8 @@ whoever composes the server and are passed in as `on_startup` / `on_shutdown`.
 
 from __future__ import annotations
 
+import random
 import re
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,11 +22,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import r2v
 from r2v import logs
 from r2v.api.errors import error_response, install_error_handlers
+from r2v.api.reads import TaskReads
 from r2v.api.routes import public, v1
 from r2v.api.services import ApiServices
 from r2v.metrics import Metrics
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_ids = random.Random()
 
 
 class RequestContext:
@@ -53,7 +55,10 @@ class RequestContext:
             return
         headers = dict(scope["headers"])
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else secrets.token_hex(8)
+        # an id to correlate logs, not a secret: no need for the system's entropy pool
+        request_id = (
+            incoming if _SAFE_REQUEST_ID.match(incoming) else f"{_ids.getrandbits(64):016x}"
+        )
         scope.setdefault("state", {})["request_id"] = request_id
         logs.request_id.set(request_id)
         started = time.perf_counter()
@@ -130,12 +135,15 @@ def create_app(
 ) -> FastAPI:
     """The r2v HTTP app over `services`; `on_startup`/`on_shutdown` run in a thread."""
 
+    reads = TaskReads(services.tasks.get_many)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(on_startup)
         try:
             yield
         finally:
+            reads.close()
             await run_in_threadpool(on_shutdown)
 
     app = FastAPI(
@@ -145,6 +153,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.reads = reads
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     app.include_router(v1)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, File, Header, Query, Request, Response, 
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from r2v.api.reads import TaskReads
 from r2v.api.services import ApiServices
 from r2v.api.streaming import prefer_wait, task_events, wait_terminal
 from r2v.metrics import CONTENT_TYPE
@@ -85,7 +86,7 @@ def list_tasks(
     status: Annotated[str | None, Query(description="Only tasks with this status.")] = None,
 ) -> TaskList:
     """EXT: the key's tasks, newest first, cursor paged."""
-    return svc.tasks.list(key.id, svc.base_url(request), limit, after, status)
+    return svc.tasks.page(key.id, svc.base_url(request), limit, after, status)
 
 
 @v1.delete("/tasks/{task_id}", response_model_exclude_none=True)
@@ -116,11 +117,14 @@ def task_event_stream(task_id: str, request: Request, key: Key, svc: Services) -
 
 
 @v1.get("/tasks/{task_id}", response_model=TaskObject, response_model_exclude_none=True)
-async def get_task(task_id: str, request: Request, key: Key, svc: Services) -> Response:
+async def get_task(task_id: str, request: Request) -> Response:
     """The task; `results` holds a freshly signed download link once completed."""
-    # the hot path of every poller: one thread hop, serialized once
-    base_url = svc.base_url(request)
-    task = await run_in_threadpool(svc.tasks.get, key.id, task_id, base_url)
+    # The hot path of every poller: no dependency machinery, reads coalesced with the
+    # others' (one query, one thread hop for many), serialized once.
+    svc = await services(request)
+    key = await api_key(request)
+    reads: TaskReads = request.app.state.reads
+    task = await reads.get(key.id, task_id, svc.base_url(request))
     response = Response(task.model_dump_json(exclude_none=True), media_type="application/json")
     _poll_hint(response, task)
     return response

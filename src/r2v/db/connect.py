@@ -35,11 +35,14 @@ class Database:
 
 
 def _sqlite_engine(url: str, *, writes: bool) -> sa.Engine:
+    # Enough pooled connections for every thread of the server's thread pool (40): an
+    # overflow connection is opened and closed per use, and its PRAGMAs cost more than the
+    # query it serves.
     engine = sa.create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30},
-        pool_size=8,
-        max_overflow=32,
+        pool_size=48 if not writes else 16,
+        max_overflow=16,
     )
 
     @sa.event.listens_for(engine, "connect")

@@ -51,6 +51,7 @@ def _to_row(record: TaskRecord) -> dict[str, Any]:
 # The hottest reads, built once: pollers ask for their task many times a second.
 _TASK_BY_ID = sa.select(tasks).where(tasks.c.id == sa.bindparam("task_id"))
 _OWN_TASK = _TASK_BY_ID.where(tasks.c.key_id == sa.bindparam("key_id"))
+_TASKS_BY_IDS = sa.select(tasks).where(tasks.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
 def _fenced(task_id: str, attempt: int) -> sa.ColumnElement[bool]:
@@ -189,6 +190,13 @@ class SqlStore:
             else:
                 row = conn.execute(_OWN_TASK, {"task_id": task_id, "key_id": key_id}).first()
         return _to_record(row) if row is not None else None
+
+    def get_many(self, task_ids: Sequence[str]) -> dict[str, TaskRecord]:
+        if not task_ids:
+            return {}
+        with self._db.read.connect() as conn:
+            found = conn.execute(_TASKS_BY_IDS, {"ids": list(task_ids)}).all()
+        return {record.id: record for record in map(_to_record, found)}
 
     def claim(
         self,

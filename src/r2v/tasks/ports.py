@@ -142,6 +142,10 @@ class TaskStore(Protocol):
         """The task, or None when unknown or (with `key_id`) owned by another key."""
         ...
 
+    def get_many(self, task_ids: Sequence[str]) -> dict[str, TaskRecord]:
+        """The known tasks among `task_ids`, by id, in one read."""
+        ...
+
     def claim(
         self,
         owner: str,

@@ -9,9 +9,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from r2v.errors import Conflict, InvalidRequest, InvalidTaskId, LinkExpired, NotFound
+from r2v.errors import (
+    Conflict,
+    InvalidRequest,
+    InvalidTaskId,
+    LinkExpired,
+    NotFound,
+    RequestError,
+)
 from r2v.protocol import (
     AUTO_SEED,
     MAX_REFERENCES,
@@ -67,6 +74,17 @@ def check_cross_field_rules(request: CreateVideoRequest) -> None:
                 f"add the reference or fix the mention",
                 param="prompt",
             )
+
+
+def _invalid_task_id() -> InvalidTaskId:
+    return InvalidTaskId(
+        "task ids look like task-unified-<unix seconds>-<8 lowercase letters or digits>",
+        param="task_id",
+    )
+
+
+def _task_not_found(task_id: str) -> NotFound:
+    return NotFound(f"no task {task_id} for this API key", code="task_not_found")
 
 
 def poll_after_ms(task: TaskObject) -> int | None:
@@ -156,7 +174,7 @@ class TaskService:
             return self.to_wire(record, base_url)
         return self.get(key.id, task_id, base_url)
 
-    def list(
+    def page(
         self,
         key_id: str,
         base_url: str,
@@ -235,6 +253,24 @@ class TaskService:
         """The caller's task, with a freshly signed link when completed."""
         return self.to_wire(self._own_task(key_id, task_id), base_url)
 
+    def get_many(self, wanted: Sequence[tuple[str, str, str]]) -> list[TaskObject | RequestError]:
+        """`get` for many (key id, task id, base URL) at once, in one read of the store.
+
+        Each answer is the task object, or the error `get` would have raised for it.
+        """
+        well_formed = [task_id for _key, task_id, _base in wanted if is_task_id(task_id)]
+        records = self._store.get_many(sorted(set(well_formed)))
+        answers: list[TaskObject | RequestError] = []
+        for key_id, task_id, base_url in wanted:
+            record = records.get(task_id)
+            if not is_task_id(task_id):
+                answers.append(_invalid_task_id())
+            elif record is None or record.key_id != key_id:
+                answers.append(_task_not_found(task_id))
+            else:
+                answers.append(self.to_wire(record, base_url))
+        return answers
+
     def task_for_webhook(self, task_id: str) -> TaskObject:
         """The task as its webhook carries it, linked at the URL it was created through."""
         record = self._store.get(task_id)
@@ -244,13 +280,10 @@ class TaskService:
 
     def _own_task(self, key_id: str, task_id: str) -> TaskRecord:
         if not is_task_id(task_id):
-            raise InvalidTaskId(
-                "task ids look like task-unified-<unix seconds>-<8 lowercase letters or digits>",
-                param="task_id",
-            )
+            raise _invalid_task_id()
         record = self._store.get(task_id, key_id)
         if record is None:
-            raise NotFound(f"no task {task_id} for this API key", code="task_not_found")
+            raise _task_not_found(task_id)
         return record
 
     def result_location(
