@@ -180,15 +180,15 @@ def building(torch: Any, device: str, dtype: Any) -> Iterator[None]:
 
 
 def full_size_pipeline(size: str, device: str, dtype: Any, torch: Any) -> Any:
-    from tests.tinywan import tiny_tokenizer
-    from transformers import UMT5Config, UMT5EncoderModel
-
     from diffusers import (
         AutoencoderKLWan,
         UniPCMultistepScheduler,
         WanVACEPipeline,
         WanVACETransformer3DModel,
     )
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    from tests.tinywan import tiny_tokenizer
 
     with building(torch, device, dtype):
         transformer = WanVACETransformer3DModel(**WAN_COMMON, **WAN_VACE[size]).eval()
@@ -209,9 +209,8 @@ def full_size_pipeline(size: str, device: str, dtype: Any, torch: Any) -> Any:
 
 
 def sample_request(args: argparse.Namespace) -> Any:
-    from tests.mediafiles import make_image
-
     from r2v.engines.base import EngineRequest, ImageInput
+    from tests.mediafiles import make_image
 
     picture = make_image(Path(tempfile.mkdtemp()) / "subject.jpg", 640, 480, seed=1)
     return EngineRequest(

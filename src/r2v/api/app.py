@@ -48,13 +48,19 @@ class RequestContext:
         self.max_body_bytes = max_body_bytes
         self.max_upload_bytes = max_upload_bytes
         self.metrics = metrics
+        self._timers: dict[tuple[str, str, int], Any] = {}  # labelled children, looked up once
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        incoming = ""
+        declared = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+            elif name == b"content-length":
+                declared = value
         # an id to correlate logs, not a secret: no need for the system's entropy pool
         request_id = (
             incoming if _SAFE_REQUEST_ID.match(incoming) else f"{_ids.getrandbits(64):016x}"
@@ -65,7 +71,6 @@ class RequestContext:
         status = 500
 
         cap = self.max_upload_bytes if scope["path"] == "/v1/files" else self.max_body_bytes
-        declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > cap:
             await self._too_large(cap, scope, receive, send)
             return
@@ -91,14 +96,23 @@ class RequestContext:
                 message["headers"] = headers
             await send(message)
 
+        # a bodiless request (every poll) needs no byte counting
+        bodiless = scope["method"] in ("GET", "HEAD", "DELETE") and not declared
         try:
-            await self.app(scope, counted_receive, send_with_id)
+            await self.app(scope, receive if bodiless else counted_receive, send_with_id)
         finally:
             if self.metrics is not None:
-                route = scope.get("route")
-                self.metrics.http_seconds.labels(
-                    scope["method"], getattr(route, "path", "unmatched"), str(status)
-                ).observe(time.perf_counter() - started)
+                self._observe(scope, status, time.perf_counter() - started)
+
+    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        assert self.metrics is not None
+        route = getattr(scope.get("route"), "path", "unmatched")
+        label = (scope["method"], route, status)
+        timer = self._timers.get(label)
+        if timer is None:
+            timer = self.metrics.http_seconds.labels(scope["method"], route, str(status))
+            self._timers[label] = timer
+        timer.observe(seconds)
 
     async def _too_large(self, cap: int, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(413, "request_too_large", _too_large_message(cap))

@@ -22,15 +22,23 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-async def services(request: Request) -> ApiServices:
+def services(request: Request) -> ApiServices:
     found: ApiServices = request.app.state.services
     return found
 
 
+def _authorization(request: Request) -> str | None:
+    # straight from the raw headers: this runs for every request
+    for name, value in request.scope["headers"]:
+        if name == b"authorization":
+            return str(value.decode("latin-1"))
+    return None
+
+
 async def api_key(request: Request) -> ApiKey:
     """The caller's key, from `Authorization: Bearer <key>` (the database only on a miss)."""
-    keys = (await services(request)).keys
-    header = request.headers.get("authorization")
+    keys = services(request).keys
+    header = _authorization(request)
     cached = keys.cached(header)
     return cached if cached is not None else await run_in_threadpool(keys.authenticate, header)
 
@@ -42,11 +50,16 @@ v1 = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 public = APIRouter()
 
 
-def _poll_hint(response: Response, task: TaskObject) -> TaskObject:
+def _hint_headers(task: TaskObject) -> dict[str, str]:
+    """The poll hint of a task still running (`Retry-After`, `openai-poll-after-ms`)."""
     wait_ms = poll_after_ms(task)
-    if wait_ms is not None:
-        response.headers["Retry-After"] = str(math.ceil(wait_ms / 1000))
-        response.headers["openai-poll-after-ms"] = str(wait_ms)
+    if wait_ms is None:
+        return {}
+    return {"Retry-After": str(math.ceil(wait_ms / 1000)), "openai-poll-after-ms": str(wait_ms)}
+
+
+def _poll_hint(response: Response, task: TaskObject) -> TaskObject:
+    response.headers.update(_hint_headers(task))
     return task
 
 
@@ -121,13 +134,15 @@ async def get_task(task_id: str, request: Request) -> Response:
     """The task; `results` holds a freshly signed download link once completed."""
     # The hot path of every poller: no dependency machinery, reads coalesced with the
     # others' (one query, one thread hop for many), serialized once.
-    svc = await services(request)
+    svc = services(request)
     key = await api_key(request)
     reads: TaskReads = request.app.state.reads
     task = await reads.get(key.id, task_id, svc.base_url(request))
-    response = Response(task.model_dump_json(exclude_none=True), media_type="application/json")
-    _poll_hint(response, task)
-    return response
+    return Response(
+        task.model_dump_json(exclude_none=True),
+        media_type="application/json",
+        headers=_hint_headers(task),
+    )
 
 
 @v1.post("/files", response_model_exclude_none=True)

@@ -28,4 +28,12 @@ class ApiServices:
 
     def base_url(self, request: Request) -> str:
         """Where clients reach this server: the configured public URL, else the request's."""
-        return (self.public_url or str(request.base_url)).rstrip("/")
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        # what Starlette's request.base_url says, without building URL objects per poll
+        scope = request.scope
+        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
+        if host is None:
+            server = scope.get("server") or ("localhost", 80)
+            host = f"{server[0]}:{server[1]}"
+        return f"{scope['scheme']}://{host}{scope.get('root_path', '')}".rstrip("/")
