@@ -33,7 +33,14 @@ from r2v.client.wire import (
     raise_for_error,
     result_url,
 )
-from r2v.protocol import STANDARD_MODEL, FileObject, TaskList, TaskObject
+from r2v.protocol import (
+    STANDARD_MODEL,
+    AspectRatio,
+    FileObject,
+    Resolution,
+    TaskList,
+    TaskObject,
+)
 
 ProgressCallback = Callable[[TaskObject], None]
 
@@ -138,8 +145,40 @@ class Videos:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def create(self, *, idempotency_key: str | None = None, **fields: Any) -> TaskObject:
-        """Create a task; `fields` as `POST /v1/videos/generations` takes them."""
+    def create(
+        self,
+        *,
+        model: str,
+        prompt: str,
+        resolution: Resolution | None = None,
+        aspect_ratio: AspectRatio | None = None,
+        duration: int | None = None,
+        generate_audio: bool | None = None,
+        seed: int | None = None,
+        image_urls: Sequence[str] = (),
+        video_urls: Sequence[str] = (),
+        audio_urls: Sequence[str] = (),
+        callback_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> TaskObject:
+        """Create a task (fields as `POST /v1/videos/generations` takes them; None: default).
+
+        The body is validated here first, so a mistake raises before anything is sent; a
+        retry after a dropped connection reuses `idempotency_key` (one is made if not given).
+        """
+        fields = {
+            "model": model,
+            "prompt": prompt,
+            "resolution": resolution,
+            "aspect_ratio": aspect_ratio,
+            "duration": duration,
+            "generate_audio": generate_audio,
+            "seed": seed,
+            "image_urls": list(image_urls),
+            "video_urls": list(video_urls),
+            "audio_urls": list(audio_urls),
+            "callback_url": callback_url,
+        }
         response = self._client.request(
             "POST",
             "/v1/videos/generations",
@@ -159,7 +198,12 @@ class Videos:
         output: str | Path | None = None,
         timeout: float = 1800.0,
         on_progress: ProgressCallback | None = None,
-        **fields: Any,
+        resolution: Resolution | None = None,
+        aspect_ratio: AspectRatio | None = None,
+        duration: int | None = None,
+        generate_audio: bool | None = None,
+        seed: int | None = None,
+        callback_url: str | None = None,
     ) -> TaskObject:
         """Upload local references, create the task, wait for it and download the video.
 
@@ -172,7 +216,12 @@ class Videos:
             image_urls=[upload(item) for item in images],
             video_urls=[upload(item) for item in videos],
             audio_urls=[upload(item) for item in audios],
-            **fields,
+            resolution=resolution,
+            aspect_ratio=aspect_ratio,
+            duration=duration,
+            generate_audio=generate_audio,
+            seed=seed,
+            callback_url=callback_url,
         )
         done = self._client.tasks.wait(task.id, timeout=timeout, on_progress=on_progress)
         if output is not None:
