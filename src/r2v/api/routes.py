@@ -43,7 +43,12 @@ async def api_key(request: Request) -> ApiKey:
     return cached if cached is not None else await run_in_threadpool(keys.authenticate, header)
 
 
-Services = Annotated[ApiServices, Depends(services)]
+async def _services(request: Request) -> ApiServices:
+    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread
+    return services(request)
+
+
+Services = Annotated[ApiServices, Depends(_services)]
 Key = Annotated[ApiKey, Depends(api_key)]
 
 v1 = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
