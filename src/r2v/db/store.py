@@ -67,10 +67,6 @@ class SqlStore:
 
     # tasks -----------------------------------------------------------------------------
 
-    def insert(self, record: TaskRecord) -> None:
-        with self._db.write.begin() as conn:
-            conn.execute(tasks.insert().values(**_to_row(record)))
-
     def create(
         self,
         record: TaskRecord,

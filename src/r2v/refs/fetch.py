@@ -51,7 +51,6 @@ class Fetched:
     url: str
     path: Path
     size: int
-    content_type: str | None
 
 
 def unwrap(address: IPAddress) -> IPAddress:
@@ -217,7 +216,7 @@ class Fetcher:
                             "check that the URL is public and points at the file itself"
                         )
                     size = self._stream(response, dest, max_bytes, deadline, check)
-                    return Fetched(current, dest, size, response.headers.get("content-type"))
+                    return Fetched(current, dest, size)
                 finally:
                     response.close()
             raise ReferenceFetchFailed(

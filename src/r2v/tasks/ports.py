@@ -107,10 +107,6 @@ class ReapOutcome:
 class TaskStore(Protocol):
     """Durable task rows, doubling as the work queue."""
 
-    def insert(self, record: TaskRecord) -> None:
-        """Store a new pending task."""
-        ...
-
     def create(
         self,
         record: TaskRecord,
