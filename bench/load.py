@@ -6,8 +6,9 @@
 
 Each run starts the server under test in its own process (`r2v serve --workers 0`, one
 uvicorn process) and, beside it, a bare FastAPI endpoint answering a task object of the
-same size, measured the same way in the same run: the ratio is what the server's own work
-(auth, the database, signing) costs. Polls come from `wrk` when installed
+same size, measured the same way in the same run: the ratio compares r2v's whole answer
+(its poll path ahead of the router, auth, the database read) with a plain FastAPI route
+returning a constant. Polls come from `wrk` when installed
 (`apt-get install wrk`), else from a Python asyncio load generator (then the generator,
 not the server, may be the limit: the report says which). A steady create rate runs
 during the polling. Then 10,000 tasks are queued to show that claim and GET latency stay

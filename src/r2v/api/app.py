@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import r2v
 from r2v import logs
 from r2v.api.errors import error_response, install_error_handlers
+from r2v.api.polls import TaskPolls
 from r2v.api.reads import TaskReads
 from r2v.api.routes import public, v1
 from r2v.api.services import ApiServices
@@ -106,7 +107,7 @@ class RequestContext:
 
     def _observe(self, scope: Scope, status: int, seconds: float) -> None:
         assert self.metrics is not None
-        route = getattr(scope.get("route"), "path", "unmatched")
+        route = str(scope.get("r2v.route") or getattr(scope.get("route"), "path", "unmatched"))
         label = (scope["method"], route, status)
         timer = self._timers.get(label)
         if timer is None:
@@ -141,6 +142,32 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
+class R2vApp(FastAPI):
+    """FastAPI, with the request context and the pollers' path in front of its own stack.
+
+    Outermost, so that every answer (the framework's own 500s included) carries its request
+    id and is timed, and so that polls skip the framework's layers (see `TaskPolls`).
+    """
+
+    def __init__(self, services: ApiServices, reads: TaskReads, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._services = services
+        self._reads = reads
+
+    polls: TaskPolls | None = None
+    """The pollers' path, once the stack is built (its `app` is the framework's own stack)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        services = self._services
+        self.polls = TaskPolls(super().build_middleware_stack(), services, self._reads)
+        return RequestContext(
+            self.polls,
+            max_body_bytes=services.max_body_bytes,
+            max_upload_bytes=services.max_upload_bytes,
+            metrics=services.metrics,
+        )
+
+
 def create_app(
     services: ApiServices,
     *,
@@ -160,7 +187,9 @@ def create_app(
             reads.close()
             await run_in_threadpool(on_shutdown)
 
-    app = FastAPI(
+    app = R2vApp(
+        services,
+        reads,
         title="r2v",
         version=r2v.__version__,
         summary="Seedance 2.0 multimodal reference-to-video API, self-hosted.",
@@ -172,10 +201,4 @@ def create_app(
     install_error_handlers(app)
     app.include_router(v1)
     app.include_router(public)
-    app.add_middleware(
-        RequestContext,
-        max_body_bytes=services.max_body_bytes,
-        max_upload_bytes=services.max_upload_bytes,
-        metrics=services.metrics,
-    )
     return app

@@ -131,20 +131,52 @@ def database_unreachable(exc: DBAPIError) -> bool:
     return isinstance(exc, OperationalError) and any(words in text for words in _UNREACHABLE)
 
 
+def domain_response(exc: errors.R2VError) -> JSONResponse:
+    """The envelope of a domain error, with `Retry-After` when rate limited."""
+    status, error_type = status_of(exc)
+    headers = None
+    if isinstance(exc, errors.RateLimited):
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    code = getattr(exc, "code", "error")
+    param = getattr(exc, "param", None)
+    return error_response(
+        status, code, exc.message, error_type=error_type, param=param, headers=headers
+    )
+
+
+def unexpected_response(exc: Exception, request_id: str) -> JSONResponse:
+    """A 503 while the database is unreachable; else a bare 500 naming the request id."""
+    if isinstance(exc, DBAPIError) and database_unreachable(exc):
+        log.warning("request %s: the database is unreachable: %s", request_id, exc.orig)
+        return error_response(
+            503,
+            "database_unavailable",
+            f"the database is unavailable; retry shortly (request id {request_id})",
+            headers={"Retry-After": "2", "X-Request-ID": request_id},
+        )
+    log.error("request %s failed", request_id, exc_info=exc)
+    return error_response(
+        500,
+        "internal_error",
+        f"the server failed to handle this request (request id {request_id})",
+        error_type="internal_server_error",
+        headers={"X-Request-ID": request_id},
+    )
+
+
+def exception_response(exc: Exception, request_id: str) -> JSONResponse:
+    """The envelope for any exception a handler raised (the one mapping of both paths)."""
+    if isinstance(exc, errors.R2VError):
+        return domain_response(exc)
+    return unexpected_response(exc, request_id)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every exception into the error envelope."""
 
     @app.exception_handler(errors.R2VError)
     async def _domain(_request: Request, exc: errors.R2VError) -> JSONResponse:
-        status, error_type = status_of(exc)
-        headers = None
-        if isinstance(exc, errors.RateLimited):
-            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
-        code = getattr(exc, "code", "error")
-        param = getattr(exc, "param", None)
-        return error_response(
-            status, code, exc.message, error_type=error_type, param=param, headers=headers
-        )
+        return domain_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -159,27 +191,11 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers) if exc.headers else None
         return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
+    # registered apart from Exception: Starlette sends that one's answer and then re-raises
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
-        if not database_unreachable(exc):
-            return await _unexpected(request, exc)
-        request_id = getattr(request.state, "request_id", "-")
-        log.warning("request %s: the database is unreachable: %s", request_id, exc.orig)
-        return error_response(
-            503,
-            "database_unavailable",
-            f"the database is unavailable; retry shortly (request id {request_id})",
-            headers={"Retry-After": "2", "X-Request-ID": request_id},
-        )
+        return unexpected_response(exc, getattr(request.state, "request_id", "-"))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        request_id = getattr(request.state, "request_id", "-")
-        log.error("request %s failed", request_id, exc_info=exc)
-        return error_response(
-            500,
-            "internal_error",
-            f"the server failed to handle this request (request id {request_id})",
-            error_type="internal_server_error",
-            headers={"X-Request-ID": request_id},
-        )
+        return unexpected_response(exc, getattr(request.state, "request_id", "-"))

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Header, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from r2v.api.polls import TASK_ROUTE, authenticate, hint_headers, read_task, task_json
 from r2v.api.reads import TaskReads
 from r2v.api.services import ApiServices
 from r2v.api.streaming import prefer_wait, task_events, wait_terminal
 from r2v.metrics import CONTENT_TYPE
 from r2v.protocol import CreateVideoRequest, ErrorBody, FileObject, TaskList, TaskObject
 from r2v.tasks.ports import ApiKey, BlobLocation
-from r2v.tasks.service import poll_after_ms
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorBody} for status in (400, 401, 404, 409, 413, 429, 500)
@@ -27,20 +26,9 @@ def services(request: Request) -> ApiServices:
     return found
 
 
-def _authorization(request: Request) -> str | None:
-    # straight from the raw headers: this runs for every request
-    for name, value in request.scope["headers"]:
-        if name == b"authorization":
-            return str(value.decode("latin-1"))
-    return None
-
-
 async def api_key(request: Request) -> ApiKey:
     """The caller's key, from `Authorization: Bearer <key>` (the database only on a miss)."""
-    keys = services(request).keys
-    header = _authorization(request)
-    cached = keys.cached(header)
-    return cached if cached is not None else await run_in_threadpool(keys.authenticate, header)
+    return await authenticate(services(request).keys, request.scope)
 
 
 async def _services(request: Request) -> ApiServices:
@@ -55,16 +43,8 @@ v1 = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 public = APIRouter()
 
 
-def _hint_headers(task: TaskObject) -> dict[str, str]:
-    """The poll hint of a task still running (`Retry-After`, `openai-poll-after-ms`)."""
-    wait_ms = poll_after_ms(task)
-    if wait_ms is None:
-        return {}
-    return {"Retry-After": str(math.ceil(wait_ms / 1000)), "openai-poll-after-ms": str(wait_ms)}
-
-
 def _poll_hint(response: Response, task: TaskObject) -> TaskObject:
-    response.headers.update(_hint_headers(task))
+    response.headers.update(hint_headers(task))
     return task
 
 
@@ -83,7 +63,7 @@ async def create_video(
     ] = None,
 ) -> TaskObject:
     """Create a reference-to-video task; poll `GET /v1/tasks/{id}` until it ends."""
-    base_url = svc.base_url(request)
+    base_url = svc.base_url(request.scope)
     task = await run_in_threadpool(
         lambda: svc.tasks.create(key, body, idempotency_key=idempotency_key, base_url=base_url)
     )
@@ -104,13 +84,13 @@ def list_tasks(
     status: Annotated[str | None, Query(description="Only tasks with this status.")] = None,
 ) -> TaskList:
     """EXT: the key's tasks, newest first, cursor paged."""
-    return svc.tasks.page(key.id, svc.base_url(request), limit, after, status)
+    return svc.tasks.page(key.id, svc.base_url(request.scope), limit, after, status)
 
 
 @v1.delete("/tasks/{task_id}", response_model_exclude_none=True)
 def cancel_task(task_id: str, request: Request, key: Key, svc: Services) -> TaskObject:
     """EXT: cancel a pending or processing task; it ends `failed` / `request_cancelled`."""
-    return svc.tasks.cancel(key.id, task_id, svc.base_url(request))
+    return svc.tasks.cancel(key.id, task_id, svc.base_url(request.scope))
 
 
 @v1.get(
@@ -120,7 +100,7 @@ def cancel_task(task_id: str, request: Request, key: Key, svc: Services) -> Task
 )
 def task_event_stream(task_id: str, request: Request, key: Key, svc: Services) -> StreamingResponse:
     """EXT: Server-Sent Events of the task's status and progress, closing once it ends."""
-    base_url = svc.base_url(request)
+    base_url = svc.base_url(request.scope)
     svc.tasks.get(key.id, task_id, base_url)  # a 404 or 400 now, not inside the stream
     events = task_events(
         lambda: svc.tasks.get(key.id, task_id, base_url),
@@ -134,20 +114,14 @@ def task_event_stream(task_id: str, request: Request, key: Key, svc: Services) -
     )
 
 
-@v1.get("/tasks/{task_id}", response_model=TaskObject, response_model_exclude_none=True)
+@v1.get(TASK_ROUTE.removeprefix("/v1"), response_model=TaskObject, response_model_exclude_none=True)
 async def get_task(task_id: str, request: Request) -> Response:
     """The task; `results` holds a freshly signed download link once completed."""
-    # The hot path of every poller: no dependency machinery, reads coalesced with the
-    # others' (one query, one thread hop for many), serialized once.
-    svc = services(request)
-    key = await api_key(request)
+    # In this app `TaskPolls` answers polls ahead of the router; the route is declared for
+    # the schema, and answers the same way should a request ever reach it.
     reads: TaskReads = request.app.state.reads
-    task = await reads.get(key.id, task_id, svc.base_url(request))
-    return Response(
-        task.model_dump_json(exclude_none=True),
-        media_type="application/json",
-        headers=_hint_headers(task),
-    )
+    task = await read_task(services(request), reads, request.scope, task_id)
+    return Response(task_json(task), media_type="application/json", headers=hint_headers(task))
 
 
 @v1.post("/files", response_model_exclude_none=True)
@@ -159,13 +133,13 @@ def upload_file(
 ) -> FileObject:
     """EXT: upload a local reference; its `url` goes into image/video/audio_urls."""
     record = svc.files.upload(key.id, file.file, file.filename)
-    return svc.files.to_wire(record, svc.base_url(request))
+    return svc.files.to_wire(record, svc.base_url(request.scope))
 
 
 @v1.get("/files/{file_id}", response_model_exclude_none=True)
 def get_file(file_id: str, request: Request, key: Key, svc: Services) -> FileObject:
     """EXT: an upload's record."""
-    return svc.files.to_wire(svc.files.get(key.id, file_id), svc.base_url(request))
+    return svc.files.to_wire(svc.files.get(key.id, file_id), svc.base_url(request.scope))
 
 
 def _serve(found: BlobLocation, media_type: str, filename: str | None = None) -> Response:

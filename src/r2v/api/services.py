@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from starlette.requests import Request
+from starlette.types import Scope
 
 from r2v.metrics import Metrics
 from r2v.tasks.files import FileService
@@ -26,12 +26,11 @@ class ApiServices:
     ready: Callable[[], None] = lambda: None
     """Raises when the database or the storage cannot be used (for /readyz)."""
 
-    def base_url(self, request: Request) -> str:
+    def base_url(self, scope: Scope) -> str:
         """Where clients reach this server: the configured public URL, else the request's."""
         if self.public_url:
             return self.public_url.rstrip("/")
         # what Starlette's request.base_url says, without building URL objects per poll
-        scope = request.scope
         host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
         if host is None:
             server = scope.get("server") or ("localhost", 80)
