@@ -153,6 +153,8 @@ class R2vApp(FastAPI):
         super().__init__(**kwargs)
         self._services = services
         self._reads = reads
+        self.state.services = services  # where the routes find them
+        self.state.reads = reads
 
     polls: TaskPolls | None = None
     """The pollers' path, once the stack is built (its `app` is the framework's own stack)."""
@@ -195,8 +197,6 @@ def create_app(
         summary="Seedance 2.0 multimodal reference-to-video API, self-hosted.",
         lifespan=lifespan,
     )
-    app.state.services = services
-    app.state.reads = reads
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     app.include_router(v1)

@@ -55,11 +55,14 @@ def task_json(task: TaskObject) -> bytes:
     return task.model_dump_json(exclude_none=True).encode()
 
 
-def route_path(scope: Scope) -> str:
-    """The path the routes see: without the prefix the app is mounted under."""
+def _route_path(scope: Scope) -> str:
+    # the path the router matches: without the prefix the app is mounted under, cut only at
+    # a segment boundary (as Starlette's router does)
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
-    return path[len(root) :] if root and path.startswith(root) else path
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        return path[len(root) :]
+    return path
 
 
 async def read_task(
@@ -106,7 +109,7 @@ def _task_id(scope: Scope) -> str | None:
     # exactly `GET /v1/tasks/<one non-empty segment>`; `…/events` and the rest are not polls
     if scope["type"] != "http" or scope["method"] != "GET":
         return None
-    path = route_path(scope)
+    path = _route_path(scope)
     if not path.startswith(_PREFIX):
         return None
     task_id = path[len(_PREFIX) :]
