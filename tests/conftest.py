@@ -98,10 +98,12 @@ def auth(key: str) -> dict[str, str]:
 class LiveServer:
     """r2v under a real uvicorn, on a loopback port, in a thread."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, sock: socket.socket | None = None) -> None:
         self.runtime = runtime
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
+        if sock is None:
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+        self._sock = sock
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         config = uvicorn.Config(build_app(runtime), log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)

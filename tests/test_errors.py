@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from r2v import errors
 from r2v.api.errors import TYPE_OF_STATUS, status_of
 from r2v.bootstrap import Runtime, build_app
+from r2v.protocol import TaskErrorCode
 from r2v.settings import Settings
 
 
@@ -41,7 +42,11 @@ def test_task_failures_carry_the_api_error_codes() -> None:
         "generation_timeout",
         "request_cancelled",
         "service_error",
+        "invalid_parameters",
+        "content_policy_violation",
+        "upstream_unavailable",
     }
+    assert codes <= {code.value for code in TaskErrorCode}
 
 
 def test_an_unexpected_failure_is_a_bare_500_with_a_request_id(

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
@@ -27,21 +28,24 @@ from r2v.db.keys import SqlKeyStore
 from r2v.db.migrate import upgrade
 from r2v.db.notify import TaskListener, listen_url
 from r2v.db.store import SqlStore
+from r2v.db.upstream import SqlUpstreamStore
 from r2v.db.webhooks import SqlWebhookStore
 from r2v.engines.base import Engine, EngineRequest, Loadable, Preset
 from r2v.engines.compositor import CompositorEngine
+from r2v.engines.upstream import UpstreamEngine, UpstreamTarget
 from r2v.errors import ConfigurationError, EngineUnavailable, ServiceUnavailable
+from r2v.gateway import Gateway, GatewayConfig
 from r2v.media.formats import sniff
 from r2v.metrics import Metrics
 from r2v.protocol import FAST_MODEL, MODELS, CreateVideoRequest
 from r2v.refs.fetch import Fetcher, FetchLimits
 from r2v.refs.intake import Intake
 from r2v.refs.probe import Prober
-from r2v.settings import ModelSettings, Settings
+from r2v.settings import ModelSettings, Settings, model_key
 from r2v.storage.local import LocalBlobStore
 from r2v.tasks.files import FileService
 from r2v.tasks.keys import CreatedKey, KeyService
-from r2v.tasks.links import LinkSigner
+from r2v.tasks.links import LinkSigner, callback_path
 from r2v.tasks.ports import BlobStore, KeyLimits
 from r2v.tasks.service import TaskService
 from r2v.webhooks import WebhookConfig, WebhookSender
@@ -85,8 +89,13 @@ def open_store(settings: Settings) -> tuple[Database, SqlStore]:
     return database, SqlStore(database)
 
 
+def _preset(name: str, chosen: ModelSettings) -> Preset:
+    return chosen.preset or ("fast" if name == FAST_MODEL else "standard")
+
+
 def model_routes(settings: Settings) -> dict[str, ModelRoute]:
-    """Each model name's engine and preset, as the settings say (the compositor by default).
+    """Each rendered model name's engine and preset, as the settings say (the compositor by
+    default); models served by an upstream are `upstream_engines`' instead.
 
     Engines are built here but load nothing heavy yet: weights load when a worker starts.
     """
@@ -94,12 +103,70 @@ def model_routes(settings: Settings) -> dict[str, ModelRoute]:
     routes: dict[str, ModelRoute] = {}
     for name in MODELS:
         chosen = settings.model(name)
-        preset: Preset = chosen.preset or ("fast" if name == FAST_MODEL else "standard")
+        if chosen.engine == "upstream":
+            continue
+        preset = _preset(name, chosen)
         engine: Engine = compositor
         if chosen.engine == "diffusers":
             engine = diffusers_engine(chosen, preset)
         routes[name] = ModelRoute(engine, preset)
     return routes
+
+
+def upstream_engines(settings: Settings) -> dict[str, UpstreamEngine]:
+    """The models the settings send to an upstream, each with its upstreams in order."""
+    engines: dict[str, UpstreamEngine] = {}
+    for name in MODELS:
+        chosen = settings.model(name)
+        if chosen.engine != "upstream":
+            continue
+        variable = f"R2V_MODELS__{model_key(name).upper()}__UPSTREAM"
+        for suffix, value in (
+            ("API", chosen.upstream_api),
+            ("URL", chosen.upstream_url),
+            ("API_KEY", chosen.upstream_api_key),
+        ):
+            if not value:
+                raise ConfigurationError(
+                    f"{variable}_{suffix} is required when {variable.removesuffix('UPSTREAM')}"
+                    "ENGINE=upstream"
+                )
+        assert chosen.upstream_api is not None and chosen.upstream_api_key is not None
+        configured = [
+            (chosen.upstream_api, chosen.upstream_url, chosen.upstream_model,
+             chosen.upstream_api_key, f"{variable}_URL"),
+            *((f.api, f.url, f.model, f.api_key, f"{variable}_FALLBACKS[{n}].url")
+              for n, f in enumerate(chosen.upstream_fallbacks)),
+        ]  # fmt: skip
+        targets = tuple(
+            UpstreamTarget(
+                api=api,
+                url=_upstream_url(str(url), where),
+                model=model or default_upstream_model(name, api, str(url)),
+                api_key=key.get_secret_value(),
+                rewrite_mentions=chosen.upstream_rewrite_mentions,
+            )
+            for api, url, model, key, where in configured
+        )
+        engines[name] = UpstreamEngine(name, _preset(name, chosen), targets)
+    return engines
+
+
+def _upstream_url(url: str, variable: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"{variable} must be an http:// or https:// URL; got {url!r}")
+    return url.rstrip("/")
+
+
+def default_upstream_model(name: str, api: str, url: str) -> str:
+    """The model id sent upstream when the settings name none: Ark's Seedance 2.0 id for
+    this model (Volcengine's `doubao-…` on volces.com, else BytePlus' `dreamina-…`), or, for
+    a unified upstream, this very model name."""
+    if api != "ark":
+        return name
+    family = "doubao" if (urlsplit(url).hostname or "").endswith("volces.com") else "dreamina"
+    return f"{family}-seedance-2-0{'-fast' if name == FAST_MODEL else ''}-260128"
 
 
 def diffusers_engine(chosen: ModelSettings, preset: Preset) -> Engine:
@@ -145,10 +212,28 @@ class Runtime:
     housekeeper: Housekeeper
     webhooks: WebhookSender
     metrics: Metrics
+    gateway: Gateway | None = None
     wake: threading.Event = field(default_factory=threading.Event)
     handback: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
+
+    @property
+    def served_models(self) -> list[str]:
+        """The models this process renders or follows upstream."""
+        rendered = list(self.workers[0].routes) if self.workers else []
+        return rendered + (list(self.gateway.engines) if self.gateway is not None else [])
+
+    def new_task(self) -> None:
+        """Wake whatever in this process takes new tasks."""
+        self.wake.set()
+        if self.gateway is not None:
+            self.gateway.wake()
+
+    def upstream_news(self, task_id: str) -> None:
+        """An upstream called back about `task_id`: tell the gateway that follows it."""
+        if self.gateway is not None:
+            self.gateway.hint(task_id)
 
     def load_engines(self) -> None:
         """Load the engines' weights, once a process, when this process renders at all."""
@@ -178,12 +263,19 @@ class Runtime:
             settings.sweep_interval_seconds,
         )
         self._thread("webhooks", self.webhooks.run, self._stop)
+        if self.gateway is not None:
+            self._thread("gateway", self.gateway.run, self._stop)
         conninfo = listen_url(settings.resolved_database_url)
-        if conninfo is not None and self.workers:
-            self._thread("listener", TaskListener(conninfo, self.wake).run, self._stop)
+        if conninfo is not None and (self.workers or self.gateway is not None):
+            listener = TaskListener(conninfo, self.new_task, self.upstream_news)
+            self._thread("listener", listener.run, self._stop)
         for thread in self._threads:
             thread.start()
-        log.info("started %d worker thread(s)", len(self.workers))
+        log.info(
+            "started %d worker thread(s)%s",
+            len(self.workers),
+            " and the upstream gateway" if self.gateway is not None else "",
+        )
 
     def stop(self, grace: float = 0.0) -> None:
         """Stop claiming; give running renders `grace` seconds, then hand them back.
@@ -192,7 +284,7 @@ class Runtime:
         than waiting out its lease.
         """
         self._stop.set()
-        self.wake.set()
+        self.new_task()  # wake the idle, so they see the stop at once
         deadline = time.monotonic() + grace
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -256,14 +348,24 @@ def build_runtime(settings: Settings, engines: Sequence[str] | None = None) -> R
     blobs = open_blobs(settings)
     workspaces = data / "work"
     routes = model_routes(settings)
+    upstreams = upstream_engines(settings)
+    for name, upstream in upstreams.items():
+        for line in upstream.describe():
+            log.info("model %s: %s", name, line)
     wake = threading.Event()
     metrics = Metrics(counts=store.counts)
+    gateway: Gateway | None = None
 
     def estimate(request: CreateVideoRequest) -> int:
-        route = routes[request.model]
+        estimator: Engine | UpstreamEngine
+        if request.model in upstreams:
+            estimator = upstreams[request.model]
+            preset = estimator.preset
+        else:
+            estimator, preset = routes[request.model].engine, routes[request.model].preset
         sample = EngineRequest(
             model=request.model,
-            preset=route.preset,
+            preset=preset,
             prompt=request.prompt,
             resolution=request.resolution,
             aspect_ratio=request.aspect_ratio,
@@ -272,7 +374,19 @@ def build_runtime(settings: Settings, engines: Sequence[str] | None = None) -> R
             seed=0,
         )
         references = len(request.image_urls) + len(request.video_urls) + len(request.audio_urls)
-        return route.engine.estimate_seconds(sample) + FETCH_ESTIMATE_SECONDS * references
+        return estimator.estimate_seconds(sample) + FETCH_ESTIMATE_SECONDS * references
+
+    def new_task() -> None:
+        wake.set()
+        if gateway is not None:
+            gateway.wake()
+
+    upstream_store = SqlUpstreamStore(database)
+
+    def upstream_news(task_id: str) -> None:
+        if gateway is not None:
+            gateway.hint(task_id)
+        upstream_store.hint(task_id)  # other processes' gateways, on PostgreSQL
 
     fetcher = Fetcher(
         settings.fetch_allow_hosts,
@@ -283,24 +397,28 @@ def build_runtime(settings: Settings, engines: Sequence[str] | None = None) -> R
         ),
         on_bytes=metrics.fetch_bytes.inc,
     )
+    signer = LinkSigner(load_secret(settings), settings.link_ttl_seconds)
     files = FileService(
         store,
         blobs,
         sniff_kind,
         scratch_dir=data / "incoming",
         retention_seconds=settings.retention_seconds,
+        signer=signer,
     )
     keys = key_service(settings, database)
     tasks = TaskService(
         store,
         blobs,
-        LinkSigner(load_secret(settings), settings.link_ttl_seconds),
+        signer,
         estimate,
         limits_of=keys.limits,
         files=files,
         check_url=fetcher.refusal,
         check_callback=fetcher.callback_refusal,
-        on_created=wake.set,
+        on_created=new_task,
+        asset_models=frozenset(upstreams),
+        on_upstream_news=upstream_news,
     )
     intake = Intake(fetcher, Prober(settings.probe_timeout_seconds), files)
     config = WorkerConfig(
@@ -315,7 +433,8 @@ def build_runtime(settings: Settings, engines: Sequence[str] | None = None) -> R
         for name, route in routes.items()
         if engines is None or route.engine.name in engines
     }
-    if engines is not None and not served:
+    followed = upstreams if engines is None or "upstream" in engines else {}
+    if engines is not None and not served and not followed:
         raise ConfigurationError(
             f"no model is served by the engines {', '.join(engines)}: check --engines and "
             "R2V_MODELS__<MODEL>__ENGINE"
@@ -334,8 +453,39 @@ def build_runtime(settings: Settings, engines: Sequence[str] | None = None) -> R
             metrics=metrics,
             handback=handback,
         )
-        for n in range(settings.workers)
+        for n in range(settings.workers if served else 0)
     ]
+    if followed and settings.workers > 0:
+        gateway = Gateway(
+            store,
+            upstream_store,
+            blobs,
+            intake,
+            fetcher,
+            followed,
+            GatewayConfig(
+                lease_seconds=settings.lease_seconds,
+                heartbeat_seconds=settings.heartbeat_seconds,
+                claim_interval_seconds=settings.poll_interval_seconds,
+                render_timeout_seconds=settings.render_timeout_seconds,
+                retention_seconds=settings.retention_seconds,
+                poll_min_seconds=settings.upstream_poll_min_seconds,
+                poll_max_seconds=max(
+                    settings.upstream_poll_min_seconds, settings.upstream_poll_max_seconds
+                ),
+                max_in_flight=settings.upstream_max_in_flight,
+                max_video_bytes=settings.upstream_max_video_bytes,
+            ),
+            workspaces=workspaces,
+            owner=f"{owner}:gateway",
+            share_upload=lambda key_id, file_id: files.share(key_id, file_id, settings.public_url),
+            callback_url=lambda task_id: (
+                settings.public_url.rstrip("/") + callback_path(signer.callback_token(task_id))
+                if settings.public_url
+                else None
+            ),
+            metrics=metrics,
+        )
     housekeeper = Housekeeper(
         store,
         blobs,
@@ -367,6 +517,7 @@ def build_runtime(settings: Settings, engines: Sequence[str] | None = None) -> R
             ),
         ),
         metrics=metrics,
+        gateway=gateway,
         wake=wake,
         handback=handback,
     )

@@ -18,7 +18,10 @@
     │   ├── GenerationFailed        generation_failed: the engine could not render
     │   ├── GenerationTimeout       generation_timeout: the render ran past its limit
     │   ├── RequestCancelled        request_cancelled
-    │   └── ServiceFailure          service_error: the service itself gave up on the task
+    │   ├── ServiceFailure          service_error: the service itself gave up on the task
+    │   ├── ParametersRefused       invalid_parameters: an upstream refused the request
+    │   ├── ContentPolicyViolation  content_policy_violation: an upstream refused the content
+    │   └── UpstreamUnavailable     upstream_unavailable: an upstream refused our key or model
     ├── ConfigurationError          the settings ask for what this install cannot do
     │   └── EngineUnavailable       an engine cannot run here: what to install or set
     └── LeaseLost                   this worker no longer owns the task: stop, write nothing
@@ -121,6 +124,24 @@ class RequestCancelled(TaskFailure):
 
 class ServiceFailure(TaskFailure):
     code = "service_error"
+
+
+class ParametersRefused(TaskFailure):
+    """An upstream found the request's parameters invalid (after r2v's own checks passed)."""
+
+    code = "invalid_parameters"
+
+
+class ContentPolicyViolation(TaskFailure):
+    """An upstream refused the prompt, a reference or its own output on content grounds."""
+
+    code = "content_policy_violation"
+
+
+class UpstreamUnavailable(TaskFailure):
+    """An upstream refused the operator's credentials, account or model: an operator error."""
+
+    code = "upstream_unavailable"
 
 
 class ConfigurationError(R2VError):

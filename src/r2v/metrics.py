@@ -68,6 +68,18 @@ class Metrics:
             ["status", "code"],
             registry=self.registry,
         )
+        self.upstream_tokens = Counter(
+            "r2v_upstream_tokens",
+            "Tokens upstreams reported using for tasks this process completed.",
+            ["model", "upstream"],
+            registry=self.registry,
+        )
+        self.upstream_requests = Counter(
+            "r2v_upstream_requests",
+            "Requests this process sent upstreams, by outcome (e.g. create_ok, poll_retry).",
+            ["upstream", "outcome"],
+            registry=self.registry,
+        )
         if counts is not None:
             self.registry.register(_TaskCounts(counts))
 

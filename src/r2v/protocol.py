@@ -98,6 +98,8 @@ class TaskErrorCode(StrEnum):
     REFERENCE_FETCH_FAILED = "reference_fetch_failed"
     REFERENCE_INVALID = "reference_invalid"
     REQUEST_CANCELLED = "request_cancelled"
+    CONTENT_POLICY_VIOLATION = "content_policy_violation"
+    UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     GENERATION_FAILED = "generation_failed"
     GENERATION_TIMEOUT = "generation_timeout"
     SERVICE_ERROR = "service_error"
@@ -177,7 +179,9 @@ class CreateVideoRequest(BaseModel):
         AUTO_SEED, ge=AUTO_SEED, le=MAX_SEED, description="-1 draws one; the task reports it."
     )
     image_urls: Annotated[list[str], Field(max_length=MAX_IMAGES)] = Field(
-        default_factory=list, description="Up to 9 JPEG, PNG or WebP URLs, each at most 30 MB."
+        default_factory=list,
+        description="Up to 9 JPEG, PNG or WebP URLs, each at most 30 MB (EXT: `asset://…` "
+        "ids of Ark's asset library, for models served by an upstream).",
     )
     video_urls: Annotated[list[str], Field(max_length=MAX_VIDEOS)] = Field(
         default_factory=list, description="Up to 3 MP4 or MOV URLs, 2-15 s and under 50 MB in all."
@@ -222,7 +226,7 @@ class CreateVideoRequest(BaseModel):
     @classmethod
     def _reference_urls(cls, urls: list[str]) -> list[str]:
         for position, url in enumerate(urls):
-            problem = url_problem(url)
+            problem = None if is_asset_url(url) else url_problem(url)
             if problem:
                 raise ValueError(f"item {position} ({url[:80]!r}) {problem}")
         return urls
@@ -258,6 +262,11 @@ class Usage(BaseModel):
     billing_rule: str = "per_second"
     credits_reserved: int
     user_group: str = "default"
+    upstream: dict[str, Any] | None = Field(
+        None,
+        description="EXT: for a model served by an upstream, the upstream's own usage of the "
+        "task (e.g. Ark's `completion_tokens`), once it reports one.",
+    )
 
 
 class TaskObject(BaseModel):
@@ -331,6 +340,15 @@ class FileObject(BaseModel):
     kind: ReferenceKind = Field(description="What the bytes are: image, video or audio.")
     created_at: int
     expires_at: int = Field(description="Unix seconds after which the file is deleted.")
+
+
+_ASSET_URL = re.compile(r"^asset://[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def is_asset_url(url: str) -> bool:
+    """Whether `url` names an item of Ark's asset library (`asset://<id>`): such references
+    are passed to an upstream untouched, never fetched."""
+    return bool(_ASSET_URL.match(url))
 
 
 def uploaded_file_id(url: str) -> str | None:

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -20,12 +20,26 @@ def model_key(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
+UpstreamApi = Literal["ark", "unified"]
+
+
+class UpstreamSettings(BaseModel):
+    """One further upstream, an item of `R2V_MODELS__<MODEL>__UPSTREAM_FALLBACKS`."""
+
+    api: UpstreamApi
+    url: str
+    model: str | None = None
+    api_key: SecretStr
+
+
 class ModelSettings(BaseModel):
     """Which engine renders one model name, and how. Set one field with, e.g.,
     `R2V_MODELS__SEEDANCE_2_0_REFERENCE_TO_VIDEO__ENGINE=diffusers`."""
 
-    engine: Literal["compositor", "diffusers"] = Field(
-        "compositor", description="`compositor` (any CPU) or `diffusers` (a GPU and weights)."
+    engine: Literal["compositor", "diffusers", "upstream"] = Field(
+        "compositor",
+        description="`compositor` (any CPU), `diffusers` (a GPU and weights) or `upstream` "
+        "(forward to a hosted service and mirror the result).",
     )
     preset: Literal["standard", "fast"] | None = Field(
         None, description="Quality preset; default: `fast` for the fast model, else `standard`."
@@ -56,6 +70,35 @@ class ModelSettings(BaseModel):
         "none", description="diffusers: CPU offload for GPUs short of memory."
     )
     compile: bool = Field(False, description="diffusers: torch.compile the transformer.")
+    upstream_api: UpstreamApi | None = Field(
+        None,
+        description="upstream: `ark` (BytePlus ModelArk / Volcengine Ark) or `unified` (any "
+        "server of this API, another r2v included).",
+    )
+    upstream_url: str | None = Field(
+        None,
+        description="upstream: base URL; for `ark` the one ending in `/api/v3`, for "
+        "`unified` the server root.",
+    )
+    upstream_model: str | None = Field(
+        None,
+        description="upstream: the model id sent upstream; default: Ark's Seedance 2.0 id "
+        "for this model (`doubao-…` on volces.com, else `dreamina-…`), or this model's name.",
+    )
+    upstream_api_key: SecretStr | None = Field(
+        None, description="upstream: the Bearer key of the upstream (never logged or shown)."
+    )
+    upstream_fallbacks: list[UpstreamSettings] = Field(
+        default_factory=list,
+        description='upstream: JSON list of further upstreams, `[{"api":…,"url":…,'
+        '"model":…,"api_key":…}]`, tried in order when a create is refused with 429/5xx or '
+        "cannot be sent.",
+    )
+    upstream_rewrite_mentions: bool = Field(
+        False,
+        description="upstream: send `@Image1` as `Image 1` (`图片1` in a Chinese prompt), for "
+        "upstreams that want words.",
+    )
 
 
 class Settings(BaseSettings):
@@ -108,7 +151,8 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         None,
         description="Base URL clients reach this server at, for result links "
-        "(e.g. `https://r2v.example.com`); default: taken from each request.",
+        "(e.g. `https://r2v.example.com`); default: taken from each request. Upstreams use "
+        "it too: Ark calls back there, and uploads go upstream as signed links on it.",
     )
     secret_key: str | None = Field(
         None,
@@ -138,7 +182,25 @@ class Settings(BaseSettings):
         1.0, gt=0, description="How often an idle worker looks for new tasks."
     )
     render_timeout_seconds: float = Field(
-        1800.0, gt=0, description="A render running longer fails with `generation_timeout`."
+        1800.0,
+        gt=0,
+        description="A render (or an upstream task, from its submission) running longer fails "
+        "with `generation_timeout`.",
+    )
+    upstream_max_in_flight: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Upstream tasks one process follows at once (they hold no render slot).",
+    )
+    upstream_poll_min_seconds: float = Field(
+        2.0, gt=0, description="First wait before asking an upstream how its task is doing."
+    )
+    upstream_poll_max_seconds: float = Field(
+        15.0, gt=0, description="Longest wait between two polls of an upstream task."
+    )
+    upstream_max_video_bytes: int = Field(
+        500_000_000, ge=1_000_000, description="Largest video r2v mirrors from an upstream."
     )
     fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

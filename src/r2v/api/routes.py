@@ -14,6 +14,7 @@ from r2v.api.services import ApiServices
 from r2v.api.streaming import prefer_wait, task_events, wait_terminal
 from r2v.metrics import CONTENT_TYPE
 from r2v.protocol import CreateVideoRequest, ErrorBody, FileObject, TaskList, TaskObject
+from r2v.tasks.links import CALLBACK_PATH
 from r2v.tasks.ports import ApiKey, BlobLocation
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -170,6 +171,28 @@ def download_result(
     """The finished video behind a signed link (HTTP Range supported)."""
     found = svc.tasks.result_location(task_id, expires, signature)
     return _serve(found, "video/mp4", f"{task_id}.mp4")
+
+
+@public.head("/files/{file_id}/content", include_in_schema=False)
+@public.get("/files/{file_id}/content", response_class=FileResponse, include_in_schema=False)
+def shared_file(
+    file_id: str,
+    svc: Services,
+    expires: str | None = None,
+    signature: str | None = None,
+) -> Response:
+    """An upload behind a signed link: how an upstream reads a reference uploaded here."""
+    found, media_type = svc.files.shared(file_id, expires, signature)
+    response = _serve(found, media_type)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@public.post(CALLBACK_PATH, include_in_schema=False)
+def upstream_callback(token: str, svc: Services) -> dict[str, str]:
+    """Ark's callback about a task sent upstream: a hint to poll it now (the body is unread)."""
+    svc.tasks.upstream_callback(token)
+    return {}
 
 
 @public.get("/healthz")

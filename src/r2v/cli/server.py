@@ -128,7 +128,7 @@ def worker(concurrency: int, engines: str | None, data_dir: Path | None) -> None
         signal.signal(signum, lambda *_args: stop.set())
     runtime.start()
     logging.getLogger("r2v").info(
-        "worker ready: %d slot(s), models %s", concurrency, ", ".join(runtime.workers[0].routes)
+        "worker ready: %d slot(s), models %s", concurrency, ", ".join(runtime.served_models)
     )
     stop.wait()
     logging.getLogger("r2v").info("stopping: finishing or handing back the tasks in hand")

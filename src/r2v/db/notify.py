@@ -2,17 +2,21 @@
 
 The store NOTIFYs `r2v_tasks` in the transaction that makes a task claimable (a create, a
 requeue, a hand-back); a listener thread per process turns each notification into a wake-up
-of the local workers. If the connection breaks, workers keep polling while it reconnects.
+of the local workers. `r2v_upstream` carries a task id: an upstream called back about that
+task, so whichever gateway follows it asks the upstream at once. If the connection breaks,
+workers and gateways keep polling while it reconnects.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from sqlalchemy.engine import make_url
 
 from r2v.db.store import TASKS_CHANNEL
+from r2v.db.upstream import UPSTREAM_CHANNEL
 
 log = logging.getLogger("r2v.notify")
 
@@ -26,11 +30,18 @@ def listen_url(url: str) -> str | None:
 
 
 class TaskListener:
-    """Sets `wake` whenever a NOTIFY on the tasks channel arrives."""
+    """Calls `wake` whenever a NOTIFY on the tasks channel arrives, and `upstream_news` with
+    the task id of each NOTIFY on the upstream channel."""
 
-    def __init__(self, conninfo: str, wake: threading.Event) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        wake: Callable[[], None],
+        upstream_news: Callable[[str], None] | None = None,
+    ) -> None:
         self._conninfo = conninfo
         self._wake = wake
+        self._upstream_news = upstream_news
 
     def run(self, stop: threading.Event) -> None:
         """Listen until `stop` is set, reconnecting after failures."""
@@ -40,9 +51,14 @@ class TaskListener:
             try:
                 with psycopg.connect(self._conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {TASKS_CHANNEL}")
+                    if self._upstream_news is not None:
+                        conn.execute(f"LISTEN {UPSTREAM_CHANNEL}")
                     while not stop.is_set():
-                        for _note in conn.notifies(timeout=1.0, stop_after=1):
-                            self._wake.set()
+                        for note in conn.notifies(timeout=1.0, stop_after=1):
+                            if note.channel == UPSTREAM_CHANNEL and self._upstream_news:
+                                self._upstream_news(note.payload)
+                            else:
+                                self._wake()
             except Exception:
                 log.warning("task notifications lost; polling until they are back", exc_info=True)
                 stop.wait(2.0)

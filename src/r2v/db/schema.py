@@ -44,6 +44,12 @@ tasks = sa.Table(
     sa.Column("finished_at", sa.Float, nullable=True),
     sa.Column("callback_url", sa.Text, nullable=True),
     sa.Column("base_url", sa.String(500), nullable=True),
+    # the upstream engine: where the task went, and how it is doing there
+    sa.Column("upstream_state", sa.String(16), nullable=True),
+    sa.Column("upstream_target", sa.Text, nullable=True),
+    sa.Column("upstream_ref", sa.String(200), nullable=True),
+    sa.Column("upstream_since", sa.Float, nullable=True),
+    sa.Column("upstream_usage", sa.Text, nullable=True),
     # the claim query: oldest pending first
     sa.Index("ix_tasks_status_created", "status", "created_at"),
     # a key's tasks, newest first
@@ -54,6 +60,8 @@ tasks = sa.Table(
     sa.Index("ix_tasks_result_expires", "result_expires_at"),
     # a key's unfinished tasks, counted against its cap
     sa.Index("ix_tasks_key_status", "key_id", "status"),
+    # the upstream gateway: the tasks one process holds, checked every half second
+    sa.Index("ix_tasks_lease_owner", "lease_owner"),
 )
 
 files = sa.Table(

@@ -19,7 +19,7 @@ from r2v.db.webhooks import enqueue_webhooks
 from r2v.errors import Conflict, RateLimited
 from r2v.protocol import TaskErrorCode, TaskStatus
 from r2v.tasks.ports import FileRecord, Idempotency, KeyLimits, ReapOutcome
-from r2v.tasks.record import TaskRecord
+from r2v.tasks.record import UPSTREAM_WAITING, TaskRecord
 
 TASKS_CHANNEL = "r2v_tasks"
 """The PostgreSQL channel a NOTIFY on it says: a task may be waiting."""
@@ -30,7 +30,7 @@ COMPLETED = TaskStatus.COMPLETED.value
 FAILED = TaskStatus.FAILED.value
 
 
-def _to_record(row: Any) -> TaskRecord:
+def to_record(row: Any) -> TaskRecord:
     values = dict(row._mapping)
     values["status"] = TaskStatus(values["status"])
     values["request_json"] = values.pop("request")
@@ -54,7 +54,19 @@ _OWN_TASK = _TASK_BY_ID.where(tasks.c.key_id == sa.bindparam("key_id"))
 _TASKS_BY_IDS = sa.select(tasks).where(tasks.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
-def _fenced(task_id: str, attempt: int) -> sa.ColumnElement[bool]:
+def _wire_status_is(status: str) -> sa.ColumnElement[bool]:
+    # What `TaskRecord.wire_status` says, in SQL: an upstream task waiting on the upstream
+    # is pending to its client although its row is processing (a gateway holds it).
+    state = sa.func.coalesce(tasks.c.upstream_state, "")
+    waiting = sa.and_(tasks.c.status == PROCESSING, state.in_(UPSTREAM_WAITING))
+    if status == PENDING:
+        return sa.or_(tasks.c.status == PENDING, waiting)
+    if status == PROCESSING:
+        return sa.and_(tasks.c.status == PROCESSING, sa.not_(waiting))
+    return tasks.c.status == status
+
+
+def fenced(task_id: str, attempt: int) -> sa.ColumnElement[bool]:
     # Only the holder of the current attempt of a processing task may write to it.
     return sa.and_(tasks.c.id == task_id, tasks.c.attempt == attempt, tasks.c.status == PROCESSING)
 
@@ -162,7 +174,7 @@ class SqlStore:
     ) -> list[TaskRecord]:
         query = sa.select(tasks).where(tasks.c.key_id == key_id)
         if status is not None:
-            query = query.where(tasks.c.status == status)
+            query = query.where(_wire_status_is(status))
         if before is not None:
             query = query.where(
                 sa.or_(
@@ -172,11 +184,11 @@ class SqlStore:
             )
         query = query.order_by(tasks.c.created_at.desc(), tasks.c.id.desc()).limit(limit)
         with self._db.read.connect() as conn:
-            return [_to_record(row) for row in conn.execute(query)]
+            return [to_record(row) for row in conn.execute(query)]
 
     def owns(self, task_id: str, attempt: int) -> bool:
         with self._db.read.connect() as conn:
-            row = conn.execute(sa.select(tasks.c.id).where(_fenced(task_id, attempt))).first()
+            row = conn.execute(sa.select(tasks.c.id).where(fenced(task_id, attempt))).first()
         return row is not None
 
     def get(self, task_id: str, key_id: str | None = None) -> TaskRecord | None:
@@ -185,14 +197,14 @@ class SqlStore:
                 row = conn.execute(_TASK_BY_ID, {"task_id": task_id}).first()
             else:
                 row = conn.execute(_OWN_TASK, {"task_id": task_id, "key_id": key_id}).first()
-        return _to_record(row) if row is not None else None
+        return to_record(row) if row is not None else None
 
     def get_many(self, task_ids: Sequence[str]) -> dict[str, TaskRecord]:
         if not task_ids:
             return {}
         with self._db.read.connect() as conn:
             found = conn.execute(_TASKS_BY_IDS, {"ids": list(task_ids)}).all()
-        return {record.id: record for record in map(_to_record, found)}
+        return {record.id: record for record in map(to_record, found)}
 
     def claim(
         self,
@@ -226,7 +238,7 @@ class SqlStore:
         )
         with self._db.write.begin() as conn:
             row = conn.execute(statement).first()
-        return _to_record(row) if row is not None else None
+        return to_record(row) if row is not None else None
 
     def _update(
         self, where: sa.ColumnElement[bool], *, finishes: str | None = None, **values: Any
@@ -242,7 +254,7 @@ class SqlStore:
         with self._db.write.begin() as conn:
             result = conn.execute(
                 tasks.update()
-                .where(_fenced(task_id, attempt))
+                .where(fenced(task_id, attempt))
                 .values(status=PENDING, lease_owner=None, lease_expires_at=None, updated_at=now)
             )
             if result.rowcount:
@@ -264,7 +276,7 @@ class SqlStore:
             conn.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": TASKS_CHANNEL})
 
     def heartbeat(self, task_id: str, attempt: int, lease_expires_at: float) -> bool:
-        return self._update(_fenced(task_id, attempt), lease_expires_at=lease_expires_at)
+        return self._update(fenced(task_id, attempt), lease_expires_at=lease_expires_at)
 
     def set_progress(
         self, task_id: str, attempt: int, progress: int, video_duration: int | None = None
@@ -275,7 +287,7 @@ class SqlStore:
         }
         if video_duration is not None:
             values["video_duration"] = video_duration
-        return self._update(_fenced(task_id, attempt), **values)
+        return self._update(fenced(task_id, attempt), **values)
 
     def complete(
         self,
@@ -288,7 +300,7 @@ class SqlStore:
         result_expires_at: float,
     ) -> bool:
         return self._update(
-            _fenced(task_id, attempt),
+            fenced(task_id, attempt),
             finishes=task_id,
             status=COMPLETED,
             progress=100,
@@ -307,7 +319,7 @@ class SqlStore:
         if attempt is None:
             where = sa.and_(tasks.c.id == task_id, tasks.c.status.in_([PENDING, PROCESSING]))
         else:
-            where = _fenced(task_id, attempt)
+            where = fenced(task_id, attempt)
         return self._update(
             where,
             finishes=task_id,
@@ -380,8 +392,10 @@ class SqlStore:
         with self._db.write.begin() as conn:
             conn.execute(files.insert().values(**record.__dict__))
 
-    def get_file(self, file_id: str, key_id: str) -> FileRecord | None:
-        query = sa.select(files).where(files.c.id == file_id, files.c.key_id == key_id)
+    def get_file(self, file_id: str, key_id: str | None = None) -> FileRecord | None:
+        query = sa.select(files).where(files.c.id == file_id)
+        if key_id is not None:
+            query = query.where(files.c.key_id == key_id)
         with self._db.read.connect() as conn:
             row = conn.execute(query).first()
         return FileRecord(**row._mapping) if row is not None else None

@@ -106,17 +106,24 @@ class Intake:
         on_progress: Callable[[float], None] = lambda _fraction: None,
         *,
         check: Callable[[], None] = lambda: None,
+        skip: Callable[[str], bool] = lambda _url: False,
     ) -> References:
         """Every reference of the request, downloaded into `workspace` and checked.
 
         `check` is called while downloading and may raise to stop (say, on cancellation).
+        References whose URL `skip` accepts are left out (an upstream's own asset ids).
         """
         lists: tuple[tuple[ReferenceKind, list[str]], ...] = (
             ("image", request.image_urls),
             ("video", request.video_urls),
             ("audio", request.audio_urls),
         )
-        jobs = [(kind, position, url) for kind, urls in lists for position, url in enumerate(urls)]
+        jobs = [
+            (kind, position, url)
+            for kind, urls in lists
+            for position, url in enumerate(urls)
+            if not skip(url)
+        ]
         found: dict[ReferenceKind, list[Reference]] = {"image": [], "video": [], "audio": []}
         if not jobs:
             return References()

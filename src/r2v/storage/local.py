@@ -53,6 +53,9 @@ class LocalBlobStore:
         if parent != self.root.resolve() and parent.is_dir() and not any(parent.iterdir()):
             parent.rmdir()
 
+    def share(self, key: str, seconds: int) -> str | None:  # noqa: ARG002
+        return None  # local files are served by the API, behind its signed links
+
     def check(self) -> None:
         with tempfile.NamedTemporaryFile(dir=self.root):
             pass  # the directory exists and is writable

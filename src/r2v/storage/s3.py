@@ -75,12 +75,18 @@ class S3BlobStore:
     def locate(self, key: str) -> BlobLocation | None:
         if not self._exists(key):
             return None
+        return BlobLocation(url=self._presign(key, self._config.presign_seconds))
+
+    def share(self, key: str, seconds: int) -> str | None:
+        return self._presign(key, seconds)
+
+    def _presign(self, key: str, seconds: int) -> str:
         url = self._presigner.generate_presigned_url(
             "get_object",
             Params={"Bucket": self._config.bucket, "Key": self._key(key)},
-            ExpiresIn=self._config.presign_seconds,
+            ExpiresIn=seconds,
         )
-        return BlobLocation(url=str(url))
+        return str(url)
 
     def download(self, key: str, dest: Path) -> bool:
         if not self._exists(key):

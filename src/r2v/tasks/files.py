@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from r2v.errors import InvalidRequest, NotFound, PayloadTooLarge
+from r2v.errors import InvalidRequest, NotFound, PayloadTooLarge, ReferenceFetchFailed
 from r2v.protocol import (
     FILE_ID_PATTERN,
     MAX_AUDIO_BYTES,
@@ -23,6 +23,7 @@ from r2v.protocol import (
     MAX_VIDEO_TOTAL_BYTES,
     FileObject,
 )
+from r2v.tasks.links import LinkSigner, shared_file_path
 from r2v.tasks.ports import BlobLocation, BlobStore, FileRecord, FileStore
 
 Sniffer = Callable[[Path], "tuple[str, str] | None"]
@@ -34,6 +35,17 @@ MAX_UPLOAD_BYTES = {
     "video": MAX_VIDEO_TOTAL_BYTES - 1,
     "audio": MAX_AUDIO_BYTES,
 }
+MEDIA_TYPES = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "mp4": "video/mp4",
+    "mp3": "audio/mpeg",
+    "wav": "audio/wav",
+}
+"""The Content-Type an upload is served with: its sniffed format's, never the client's."""
+# A presigned S3 URL lives at most a week (SigV4).
+MAX_PRESIGN_SECONDS = 7 * 86400
 _ALPHABET = string.ascii_lowercase + string.digits
 _COPY_CHUNK = 1024 * 1024
 
@@ -53,8 +65,10 @@ class FileService:
         *,
         scratch_dir: Path,
         retention_seconds: float,
+        signer: LinkSigner | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._signer = signer
         self._store = store
         self._blobs = blobs
         self._sniff = sniff
@@ -117,6 +131,48 @@ class FileService:
         if found is None:
             raise NotFound(f"the content of {file_id} is gone", code="file_not_found")
         return found
+
+    def share(self, key_id: str, file_id: str, public_url: str | None) -> str:
+        """A URL anyone holding it can read the key's upload at until the upload expires:
+        a presigned one from object storage, else a signed link on this server.
+
+        Raises `ReferenceFetchFailed` when the upload is gone, or when only a link on this
+        server would do and the server has no public URL.
+        """
+        try:
+            record = self.get(key_id, file_id)
+        except NotFound as exc:
+            raise ReferenceFetchFailed(
+                f"the uploaded file {file_id} has expired or belongs to another key: "
+                "upload it again"
+            ) from exc
+        seconds = min(MAX_PRESIGN_SECONDS, max(60, int(record.expires_at - self._clock())))
+        presigned = self._blobs.share(record.blob_key, seconds)
+        if presigned is not None:
+            return presigned
+        if not public_url or self._signer is None:
+            raise ReferenceFetchFailed(
+                f"the uploaded file {file_id} cannot be handed to this model's upstream: the "
+                "server has no public URL (its operator sets R2V_PUBLIC_URL); send the file "
+                "by a public URL instead"
+            )
+        path = shared_file_path(file_id)
+        return public_url.rstrip("/") + self._signer.sign_until(path, int(record.expires_at))
+
+    def shared(
+        self, file_id: str, expires: str | None, signature: str | None
+    ) -> tuple[BlobLocation, str]:
+        """Where the bytes behind a signed upload link are, and their media type."""
+        if self._signer is None:
+            raise NotFound("uploads are not shared by this server", code="file_not_found")
+        self._signer.verify(shared_file_path(file_id), expires, signature, self._clock())
+        record = self._store.get_file(file_id) if FILE_ID_PATTERN.match(file_id) else None
+        if record is None or record.deleted_at is not None or record.expires_at < self._clock():
+            raise NotFound(f"no uploaded file {file_id}", code="file_not_found")
+        found = self._blobs.locate(record.blob_key)
+        if found is None:
+            raise NotFound(f"the content of {file_id} is gone", code="file_not_found")
+        return found, MEDIA_TYPES.get(record.format, "application/octet-stream")
 
     def copy_to(self, key_id: str, file_id: str, dest: Path) -> bool:
         """Put the key's upload at `dest` for the worker; False when it is not usable."""

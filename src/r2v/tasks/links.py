@@ -14,11 +14,28 @@ from urllib.parse import urlencode
 from r2v.errors import LinkExpired, LinkInvalid
 
 RESULT_PATH = "/results/{task_id}/video.mp4"
+SHARED_FILE_PATH = "/files/{file_id}/content"
+CALLBACK_PATH = "/v1/upstream/ark/callback/{token}"
 
 
 def result_path(task_id: str) -> str:
     """The server-relative path of a task's video."""
     return RESULT_PATH.format(task_id=task_id)
+
+
+def callback_path(token: str) -> str:
+    """The server-relative path an upstream calls back at about one task."""
+    return CALLBACK_PATH.format(token=token)
+
+
+def _same(expected: str, given: str) -> bool:
+    # bytes: compare_digest refuses str with non-ASCII characters, which strangers can send
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogateescape"))
+
+
+def shared_file_path(file_id: str) -> str:
+    """The server-relative path of an upload shared with an upstream by a signed link."""
+    return SHARED_FILE_PATH.format(file_id=file_id)
 
 
 class LinkSigner:
@@ -37,14 +54,29 @@ class LinkSigner:
 
     def sign(self, path: str, now: float) -> str:
         """The path with its query string, valid for `ttl_seconds` from `now`."""
-        expires = int(now) + self.ttl_seconds
+        return self.sign_until(path, int(now) + self.ttl_seconds)
+
+    def sign_until(self, path: str, expires: int) -> str:
+        """The path with its query string, valid until the unix time `expires`."""
         return f"{path}?{urlencode({'expires': expires, 'signature': self._mac(path, expires)})}"
+
+    def callback_token(self, task_id: str) -> str:
+        """The unguessable token of a task's upstream callback URL: the id and its HMAC."""
+        # a message no link path can be: links sign "/<path>\n<expires>"
+        return f"{task_id}.{self._mac('upstream-callback:' + task_id, 0)}"
+
+    def task_of_callback(self, token: str) -> str | None:
+        """The task a callback token was made for, or None when it is not one of ours."""
+        task_id, _dot, _mac = token.rpartition(".")
+        if not task_id or not _same(self.callback_token(task_id), token):
+            return None
+        return task_id
 
     def verify(self, path: str, expires: str | None, signature: str | None, now: float) -> None:
         """Raise `LinkInvalid` for a missing or wrong signature, `LinkExpired` when too old."""
         if not expires or not signature or not expires.isdigit():
             raise LinkInvalid("this link is not signed: ask the task again for a fresh link")
-        if not hmac.compare_digest(self._mac(path, int(expires)), signature):
+        if not _same(self._mac(path, int(expires)), signature):
             raise LinkInvalid("this link's signature does not match: use the link as given")
         if int(expires) < now:
             raise LinkExpired(

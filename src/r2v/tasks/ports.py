@@ -211,6 +211,51 @@ class TaskStore(Protocol):
         ...
 
 
+class UpstreamStore(Protocol):
+    """The rows of tasks served by an upstream, as the gateway that follows them sees them.
+
+    A gateway holds many tasks at once under one owner name: it claims them in batches and
+    renews all their leases in one write. Every write about one task is fenced by its attempt.
+    """
+
+    def claim_upstream(
+        self, owner: str, lease_seconds: float, now: float, models: Sequence[str], limit: int
+    ) -> list[TaskRecord]:
+        """Atomically take up to `limit` of the oldest pending tasks of `models`: processing,
+        attempt + 1, leased to owner; a task new to the upstream becomes `preparing`."""
+        ...
+
+    def held(self, owner: str) -> dict[str, int]:
+        """The processing tasks leased to `owner`, each with its attempt."""
+        ...
+
+    def renew(self, owner: str, lease_expires_at: float) -> dict[str, int]:
+        """Extend the lease of every processing task leased to `owner`; those tasks."""
+        ...
+
+    def set_upstream(
+        self,
+        task_id: str,
+        attempt: int,
+        *,
+        state: str | None = None,
+        target: str | None = None,
+        ref: str | None = None,
+        since: float | None = None,
+        usage: str | None = None,
+        seed: int | None = None,
+        progress: int | None = None,
+    ) -> bool:
+        """Record where the task stands upstream; None leaves a field as it is, `since` is
+        kept once set and progress only rises. False when the attempt is stale."""
+        ...
+
+    def hint(self, task_id: str) -> None:
+        """Tell every process that the upstream has news of this task (a PostgreSQL
+        NOTIFY; on SQLite nothing: the process that hears the news follows the task)."""
+        ...
+
+
 class KeyStore(Protocol):
     """Stored API keys."""
 
@@ -274,8 +319,8 @@ class FileStore(Protocol):
         """Store a new upload's record."""
         ...
 
-    def get_file(self, file_id: str, key_id: str) -> FileRecord | None:
-        """The upload, or None when unknown or owned by another key."""
+    def get_file(self, file_id: str, key_id: str | None = None) -> FileRecord | None:
+        """The upload, or None when unknown or (with `key_id`) owned by another key."""
         ...
 
     def expired_files(self, now: float, limit: int = 100) -> list[FileRecord]:
@@ -312,6 +357,11 @@ class BlobStore(Protocol):
 
     def delete(self, key: str) -> None:
         """Delete the object; deleting a missing key is not an error."""
+        ...
+
+    def share(self, key: str, seconds: int) -> str | None:
+        """A URL anyone may read the object at for `seconds` (a presigned URL), or None when
+        the store cannot give one and the server itself must serve the object."""
         ...
 
     def check(self) -> None:

@@ -21,6 +21,10 @@ from r2v.protocol import CreateVideoRequest, TaskStatus
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
+UPSTREAM_WAITING = ("preparing", "submitting", "queued")
+"""Upstream states a client sees as `pending`: r2v is still checking the references or
+sending the task, or the upstream has it queued. Once the upstream runs it: `running`."""
+
 
 def new_task_id(now: float | None = None) -> str:
     """A fresh id of the `task-unified-<unix seconds>-<8 lowercase alphanumerics>` form."""
@@ -59,6 +63,16 @@ class TaskRecord:
     """Where the finished task is POSTed (Standard Webhooks), if anywhere."""
     base_url: str | None = None
     """The server's URL as the client reached it at creation, for links sent by webhook."""
+    upstream_state: str | None = None
+    """Upstream engine only: `preparing`, `submitting`, `queued` or `running`."""
+    upstream_target: str | None = None
+    """Which configured upstream the task was sent to (its identity, never its key)."""
+    upstream_ref: str | None = None
+    """The upstream's own id of the task, stored before r2v waits on it."""
+    upstream_since: float | None = None
+    """When the task was (first) sent upstream: its time limit counts from here."""
+    upstream_usage: str | None = None
+    """The upstream's usage of the task, as JSON, once it reported one."""
 
     @cached_property
     def request(self) -> CreateVideoRequest:
@@ -68,6 +82,13 @@ class TaskRecord:
     @property
     def terminal(self) -> bool:
         return self.status.terminal
+
+    @property
+    def wire_status(self) -> TaskStatus:
+        """The status a client sees: an upstream task is `pending` until the upstream runs it."""
+        if self.status is TaskStatus.PROCESSING and self.upstream_state in UPSTREAM_WAITING:
+            return TaskStatus.PENDING
+        return self.status
 
     @property
     def credits_reserved(self) -> int:

@@ -7,9 +7,10 @@ translates the row to the wire object (the one place that happens) and signs a f
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from r2v.errors import (
     Conflict,
@@ -30,6 +31,7 @@ from r2v.protocol import (
     TaskObject,
     TaskStatus,
     Usage,
+    is_asset_url,
     is_task_id,
     parse_mentions,
     uploaded_file_id,
@@ -112,8 +114,12 @@ class TaskService:
         check_url: UrlCheck = lambda _url: None,
         check_callback: UrlCheck = lambda _url: None,
         on_created: Callable[[], None] = lambda: None,
+        asset_models: Collection[str] = (),
+        on_upstream_news: Callable[[str], None] = lambda _task_id: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._asset_models = frozenset(asset_models)
+        self._on_upstream_news = on_upstream_news
         self._limits_of = limits_of
         self._files = files
         self._check_url = check_url
@@ -140,6 +146,7 @@ class TaskService:
         """
         check_cross_field_rules(request)
         self._check_references(key.id, request)
+        self._check_assets(request)
         idempotency = None
         if idempotency_key is not None:
             if not 1 <= len(idempotency_key) <= 255 or not idempotency_key.isprintable():
@@ -236,6 +243,8 @@ class TaskService:
         ):
             for position, url in enumerate(urls):
                 file_id = uploaded_file_id(url)
+                if is_asset_url(url):
+                    continue  # judged by `_check_assets`
                 if file_id is not None and self._files is not None:
                     problem = self._files.problem(key_id, file_id, kind)
                 else:
@@ -248,6 +257,36 @@ class TaskService:
             problem = self._check_callback(request.callback_url)
             if problem:
                 raise InvalidRequest(f"callback_url: {problem}", param="callback_url")
+
+    def _check_assets(self, request: CreateVideoRequest) -> None:
+        """`asset://` references only go to upstreams: no renderer can read them."""
+        if request.model in self._asset_models:
+            return
+        for kind, urls in (
+            ("image", request.image_urls),
+            ("video", request.video_urls),
+            ("audio", request.audio_urls),
+        ):
+            for position, url in enumerate(urls):
+                if is_asset_url(url):
+                    raise InvalidRequest(
+                        f"{kind}_urls[{position}]: asset:// references name items of Ark's "
+                        f"asset library, which only a model served by an Ark upstream can "
+                        f"use; {request.model} is rendered here: send an http(s) URL",
+                        param=f"{kind}_urls",
+                    )
+
+    def upstream_callback(self, token: str) -> None:
+        """An upstream called back about a task: have the task polled now.
+
+        The token binds the call to one task; the call's body is never read (it is only a
+        hint: what the task became is asked of the upstream itself). `NotFound` for a
+        token that is not one of ours.
+        """
+        task_id = self._signer.task_of_callback(token)
+        if task_id is None:
+            raise NotFound("no such callback", code="not_found")
+        self._on_upstream_news(task_id)
 
     def get(self, key_id: str, task_id: str, base_url: str) -> TaskObject:
         """The caller's task, with a freshly signed link when completed."""
@@ -316,11 +355,12 @@ class TaskService:
             )
         # model_construct: every value comes from a stored, validated task (and every
         # poll builds one, so validating again would cost the hot path for nothing)
+        upstream_usage = json.loads(record.upstream_usage) if record.upstream_usage else None
         return TaskObject.model_construct(
             id=record.id,
             created=int(record.created_at),
             model=record.model,
-            status=record.status,
+            status=record.wire_status,
             progress=100 if record.status is TaskStatus.COMPLETED else record.progress,
             results=results,
             error=error,
@@ -334,5 +374,6 @@ class TaskService:
                 billing_rule="per_second",
                 credits_reserved=record.credits_reserved,
                 user_group="default",
+                upstream=upstream_usage,
             ),
         )
