@@ -32,20 +32,13 @@ import httpx
 
 from r2v.settings import model_key
 from tests.arkfake import FakeArk
+from tests.fleet import wait_healthy
 from tests.mediafiles import make_video
+from tests.services import free_port
 
 FAST = "seedance-2.0-fast-reference-to-video"
 PREFIX = f"R2V_MODELS__{model_key(FAST).upper()}__"
 UPSTREAM_SECONDS = 5.0
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Server:
@@ -78,16 +71,7 @@ class Server:
              "--port", str(self.port), "--data-dir", str(data)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("r2v serve did not start")
-            time.sleep(0.1)
+        wait_healthy(self.url, self.process)
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():

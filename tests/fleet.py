@@ -16,6 +16,20 @@ import httpx
 from tests.services import free_port
 
 
+def wait_healthy(url: str, popen: subprocess.Popen[Any], what: str = "r2v serve") -> None:
+    """Wait until the server at `url` answers /healthz; raise if it exits or never does."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if popen.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.1)
+
+
 class Process:
     """One r2v process, its output in a log file."""
 
@@ -91,16 +105,11 @@ class Fleet:
         port = port or free_port()
         process = self._start("api", ["serve", "--workers", "0", "--port", str(port)], env)
         self.api_url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200:
-                    return process
-            except httpx.HTTPError:
-                pass
-            if process.popen.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the API did not start:\n" + "\n".join(process.lines()))
-            time.sleep(0.1)
+        try:
+            wait_healthy(self.api_url, process.popen, "the API")
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}:\n" + "\n".join(process.lines())) from exc
+        return process
 
     def worker(self, name: str, *args: str, wait: bool = True, **env: str) -> Process:
         process = self._start(name, ["worker", *args], env)

@@ -24,7 +24,7 @@ from r2v.protocol import CreateVideoRequest
 from r2v.settings import model_key
 from tests.arkfake import FakeArk
 from tests.conftest import LiveServer, make_settings
-from tests.fleet import Fleet, Process
+from tests.fleet import Fleet, Process, wait_healthy
 from tests.refserver import RefServer
 from tests.services import free_port
 from tests.upstreams import (
@@ -72,16 +72,11 @@ def serve(data: Path, env: dict[str, str], log: Path) -> tuple[Process, str]:
     port = free_port()
     process = Process(["serve", "--port", str(port), "--data-dir", str(data)], env, log)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        if process.popen.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("r2v serve did not start:\n" + "\n".join(process.lines()))
-        time.sleep(0.1)
+    try:
+        wait_healthy(url, process.popen)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc}:\n" + "\n".join(process.lines())) from exc
+    return process, url
 
 
 @pytest.mark.slow

@@ -66,6 +66,46 @@ def _wire_status_is(status: str) -> sa.ColumnElement[bool]:
     return tasks.c.status == status
 
 
+def claiming(
+    owner: str,
+    lease_seconds: float,
+    now: float,
+    models: Sequence[str] | None,
+    limit: int,
+    **values: Any,
+) -> sa.Update:
+    """The statement that takes the `limit` oldest pending tasks (of `models`, when given):
+    processing, attempt + 1, leased to `owner`, with `values` set too; it returns them."""
+    eligible = [tasks.c.status == PENDING]
+    if models is not None:
+        eligible.append(tasks.c.model.in_(list(models)))
+    # A materialized CTE runs exactly once, so the rows it locked are the rows updated (a
+    # subquery inside IN may be planned as a join and run again on PostgreSQL, updating
+    # fewer rows than it locked).
+    oldest = (
+        sa.select(tasks.c.id)
+        .where(*eligible)
+        .order_by(tasks.c.created_at, tasks.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("oldest")
+        .prefix_with("MATERIALIZED")
+    )
+    return (
+        tasks.update()
+        .where(tasks.c.id.in_(sa.select(oldest.c.id)), tasks.c.status == PENDING)
+        .values(
+            status=PROCESSING,
+            attempt=tasks.c.attempt + 1,
+            lease_owner=owner,
+            lease_expires_at=now + lease_seconds,
+            updated_at=now,
+            **values,
+        )
+        .returning(*tasks.columns)
+    )
+
+
 def fenced(task_id: str, attempt: int) -> sa.ColumnElement[bool]:
     # Only the holder of the current attempt of a processing task may write to it.
     return sa.and_(tasks.c.id == task_id, tasks.c.attempt == attempt, tasks.c.status == PROCESSING)
@@ -213,31 +253,8 @@ class SqlStore:
         now: float,
         models: Sequence[str] | None = None,
     ) -> TaskRecord | None:
-        eligible = [tasks.c.status == PENDING]
-        if models is not None:
-            eligible.append(tasks.c.model.in_(list(models)))
-        oldest_pending = (
-            sa.select(tasks.c.id)
-            .where(*eligible)
-            .order_by(tasks.c.created_at, tasks.c.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        statement = (
-            tasks.update()
-            .where(tasks.c.id == oldest_pending, tasks.c.status == PENDING)
-            .values(
-                status=PROCESSING,
-                attempt=tasks.c.attempt + 1,
-                lease_owner=owner,
-                lease_expires_at=now + lease_seconds,
-                updated_at=now,
-            )
-            .returning(*tasks.columns)
-        )
         with self._db.write.begin() as conn:
-            row = conn.execute(statement).first()
+            row = conn.execute(claiming(owner, lease_seconds, now, models, 1)).first()
         return to_record(row) if row is not None else None
 
     def _update(

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from r2v.db.connect import Database
 from r2v.db.schema import tasks
-from r2v.db.store import PENDING, PROCESSING, fenced, to_record
+from r2v.db.store import PROCESSING, claiming, fenced, to_record
 from r2v.tasks.record import TaskRecord
 
 UPSTREAM_CHANNEL = "r2v_upstream"
@@ -29,25 +29,13 @@ class SqlUpstreamStore:
     def claim_upstream(
         self, owner: str, lease_seconds: float, now: float, models: Sequence[str], limit: int
     ) -> list[TaskRecord]:
-        oldest = (
-            sa.select(tasks.c.id)
-            .where(tasks.c.status == PENDING, tasks.c.model.in_(list(models)))
-            .order_by(tasks.c.created_at, tasks.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        statement = (
-            tasks.update()
-            .where(tasks.c.id.in_(oldest.scalar_subquery()), tasks.c.status == PENDING)
-            .values(
-                status=PROCESSING,
-                attempt=tasks.c.attempt + 1,
-                lease_owner=owner,
-                lease_expires_at=now + lease_seconds,
-                updated_at=now,
-                upstream_state=sa.func.coalesce(tasks.c.upstream_state, "preparing"),
-            )
-            .returning(*tasks.columns)
+        statement = claiming(
+            owner,
+            lease_seconds,
+            now,
+            models,
+            limit,
+            upstream_state=sa.func.coalesce(tasks.c.upstream_state, "preparing"),
         )
         with self._db.write.begin() as conn:
             rows = conn.execute(statement).all()

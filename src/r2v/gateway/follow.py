@@ -135,17 +135,18 @@ class Follow:
                 "create it again"
             )
         if record.upstream_ref is not None and target is not None:
-            self._sent = (target, record.upstream_ref)
+            self._sent = (target, record.upstream_ref)  # resumed: it only needs polling
         else:
-            if record.upstream_state == "submitting" and target is not None:
-                if target.api == "ark":
-                    raise ServiceFailure(
-                        "the server stopped while sending this task to Ark and did not send it "
-                        "again, so that it is not paid for twice: create it again"
-                    )
-            else:
+            # a create that may have reached the upstream before a crash (checks passed)
+            resent = target if record.upstream_state == "submitting" else None
+            if resent is not None and resent.api == "ark":
+                raise ServiceFailure(
+                    "the server stopped while sending this task to Ark and did not send it "
+                    "again, so that it is not paid for twice: create it again"
+                )
+            if resent is None:
                 await self._check_references()
-            await self._submit(await self._upstream_request(), target)
+            await self._submit(await self._upstream_request(), resent)
         assert self._sent is not None
         done = await self._poll(*self._sent)
         await self._mirror(self._sent[0], done)
@@ -302,9 +303,8 @@ class Follow:
         log.info("task %s completed in attempt %d (mirrored from %s)", record.id, self.attempt,
                  target.label)  # fmt: skip
         shared.count_finished("completed")
-        tokens = (done.usage or {}).get("completion_tokens") or (done.usage or {}).get(
-            "total_tokens"
-        )
+        reported = done.usage or {}
+        tokens = reported.get("completion_tokens") or reported.get("total_tokens")
         if isinstance(tokens, int) and tokens > 0 and shared.metrics is not None:
             shared.metrics.upstream_tokens.labels(record.model, target.label).inc(tokens)
 

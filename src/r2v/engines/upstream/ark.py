@@ -19,8 +19,8 @@ from r2v.engines.upstream.request import (
     UpstreamState,
     UpstreamStatus,
     UpstreamTarget,
-    clean_message,
     clean_usage,
+    error_fields,
     rewrite_mentions,
     task_ref,
 )
@@ -63,13 +63,6 @@ def ark_failure(code: str, message: str, *, refused: bool = False) -> TaskFailur
             text + ": the server's upstream account or model is not usable; tell its operator"
         )
     return GenerationFailed(text)
-
-
-def _error(data: Any) -> tuple[str, str]:
-    error = data.get("error") if isinstance(data, dict) else None
-    if not isinstance(error, dict):
-        return "", ""
-    return str(error.get("code") or ""), str(error.get("message") or "")
 
 
 class ArkDialect:
@@ -126,10 +119,8 @@ class ArkDialect:
                 raise Malformed("Ark says the task succeeded but gives no content.video_url")
             return UpstreamStatus("succeeded", video_url=video_url, usage=usage, seed=seed)
         if status == "failed":
-            code, message = _error(data)
-            failure = ark_failure(
-                clean_message(code, secret) or "unknown", clean_message(message, secret)
-            )
+            code, message = error_fields(data, secret)
+            failure = ark_failure(code or "unknown", message)
             return UpstreamStatus("failed", failure=failure, usage=usage)
         if status == "expired":
             return UpstreamStatus(
@@ -146,7 +137,7 @@ class ArkDialect:
         return UpstreamStatus(_STATES[status], seed=seed)
 
     def refusal(self, target: UpstreamTarget, status_code: int, data: Any) -> TaskFailure:
-        code, message = (clean_message(part, target.api_key) for part in _error(data))
+        code, message = error_fields(data, target.api_key)
         if not code:
             code = {401: "AuthenticationError", 403: "AccessDenied"}.get(
                 status_code, f"HTTP {status_code}"

@@ -98,6 +98,17 @@ def task_ref(value: object) -> str:
     return value
 
 
+def error_fields(data: Any, secret: str) -> tuple[str, str]:
+    """(code, message) of an answer's `{"error": {...}}`, cleaned; empty when it has none."""
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        return "", ""
+    return (
+        clean_message(error.get("code") or "", secret),
+        clean_message(error.get("message") or "", secret),
+    )
+
+
 def clean_message(text: object, secret: str) -> str:
     """Upstream text made fit for a task error: one line, bounded, and never the key."""
     message = str(text) if text is not None else ""

@@ -18,8 +18,8 @@ from r2v.engines.upstream.request import (
     UpstreamRequest,
     UpstreamStatus,
     UpstreamTarget,
-    clean_message,
     clean_usage,
+    error_fields,
     rewrite_mentions,
     task_ref,
 )
@@ -50,13 +50,6 @@ def unified_failure(code: str, message: str, *, refused: bool = False) -> TaskFa
     what = "refused" if refused else "failed"
     text = f"the upstream server {what} the task ({code}: {message})"
     return _SAME_MEANING.get(code, GenerationFailed)(text)
-
-
-def _error(data: Any) -> tuple[str, str]:
-    error = data.get("error") if isinstance(data, dict) else None
-    if not isinstance(error, dict):
-        return "", ""
-    return str(error.get("code") or ""), str(error.get("message") or "")
 
 
 class UnifiedDialect:
@@ -114,14 +107,14 @@ class UnifiedDialect:
                 raise Malformed("the upstream says the task completed but gives no results")
             return UpstreamStatus("succeeded", video_url=video_url, usage=usage, seed=seed)
         if status == "failed":
-            code, message = (clean_message(part, secret) for part in _error(data))
+            code, message = error_fields(data, secret)
             return UpstreamStatus(
                 "failed", failure=unified_failure(code or "unknown_error", message), usage=usage
             )
         raise Malformed("the upstream's answer has no known status")
 
     def refusal(self, target: UpstreamTarget, status_code: int, data: Any) -> TaskFailure:
-        code, message = (clean_message(part, target.api_key) for part in _error(data))
+        code, message = error_fields(data, target.api_key)
         text = f"the upstream server refused the task (HTTP {status_code}"
         text += f", {code}: {message})" if code else ")"
         if status_code in (401, 403, 404):
