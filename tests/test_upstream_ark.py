@@ -250,10 +250,18 @@ def test_cancel_is_forwarded_and_a_late_result_is_never_mirrored(
 def test_pending_while_queued_upstream_then_processing_with_rising_progress(
     tmp_path: Path, refserver: RefServer, media_dir: Path
 ) -> None:
-    with FakeArk(media_dir / "clip.mp4", queue_seconds=1.0, run_seconds=2.0) as ark:
+    with FakeArk(media_dir / "clip.mp4", queue_seconds=2.0, run_seconds=2.0) as ark:
         with ark_gateway(tmp_path / "data", refserver, ark) as (server, auth):
             with httpx.Client(base_url=server.url, headers=auth, timeout=30) as client:
                 task_id = create(client)
+                eventually(lambda: ark.gets)  # queued upstream
+                listed = {
+                    status: [
+                        t["id"] for t in client.get(f"/v1/tasks?status={status}").json()["data"]
+                    ]
+                    for status in ("pending", "processing")
+                }
+                assert listed == {"pending": [task_id], "processing": []}
                 seen: list[tuple[str, int]] = []
                 while True:
                     task = client.get(f"/v1/tasks/{task_id}").json()

@@ -118,6 +118,23 @@ def request(**fields: object) -> UpstreamRequest:
     return UpstreamRequest(**values)  # type: ignore[arg-type]
 
 
+def test_a_unified_upstream_s_statuses_and_progress_are_read() -> None:
+    target = UpstreamTarget("unified", "https://agg.example", FAST, KEY)
+    dialect = UnifiedDialect()
+    assert dialect.status(target, {"status": "pending"}).state == "queued"
+    running = dialect.status(target, {"status": "processing", "progress": 40,
+                                      "task_info": {"seed": 9}})  # fmt: skip
+    assert (running.state, running.progress, running.seed) == ("running", 40, 9)
+    odd = dialect.status(target, {"status": "processing", "progress": 400})
+    assert odd.progress is None
+    done = dialect.status(target, {"status": "completed", "results": ["https://x/v.mp4"],
+                                   "usage": {"credits_reserved": 5}})  # fmt: skip
+    assert (done.video_url, done.usage) == ("https://x/v.mp4", {"credits_reserved": 5})
+    for data in ({"status": "completed"}, {"status": "completed", "results": []}, {"x": 1}):
+        with pytest.raises(Malformed):
+            dialect.status(target, data)
+
+
 def test_the_ark_body_carries_ark_fields_only() -> None:
     call = ArkDialect().create(ARK, request(callback_url="https://r2v.example/cb"))
     assert call.method == "POST"
