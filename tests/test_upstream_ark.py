@@ -226,7 +226,7 @@ def test_transient_503s_are_survived_and_fallbacks_take_over(
 def test_cancel_is_forwarded_and_a_late_result_is_never_mirrored(
     tmp_path: Path, refserver: RefServer, media_dir: Path
 ) -> None:
-    with FakeArk(media_dir / "clip.mp4", queue_seconds=1.5, run_seconds=0.3) as ark:
+    with FakeArk(media_dir / "clip.mp4", queue_seconds=4.0, run_seconds=0.3) as ark:
         with ark_gateway(tmp_path / "data", refserver, ark) as (server, auth):
             with httpx.Client(base_url=server.url, headers=auth, timeout=30) as client:
                 task_id = create(client)
@@ -316,7 +316,7 @@ def test_the_upstream_key_is_never_logged_or_shown(
 def test_ark_calls_back_and_r2v_polls_at_once_but_never_trusts_the_body(
     tmp_path: Path, refserver: RefServer, media_dir: Path
 ) -> None:
-    with FakeArk(media_dir / "clip.mp4", queue_seconds=0.5, run_seconds=1.0) as ark:
+    with FakeArk(media_dir / "clip.mp4", queue_seconds=2.0, run_seconds=1.0) as ark:
         slow_polls = {"upstream_poll_min_seconds": 60.0, "upstream_poll_max_seconds": 60.0}
         with ark_gateway(tmp_path / "data", refserver, ark, public=True, **slow_polls) as (
             server,

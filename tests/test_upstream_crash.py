@@ -210,7 +210,7 @@ def test_a_unified_create_that_may_have_been_sent_is_sent_again_under_the_same_k
 def ark_fleet(
     tmp_path: Path, pg_url: str, refserver: RefServer, media_dir: Path
 ) -> Iterator[tuple[Fleet, FakeArk]]:
-    with FakeArk(media_dir / "clip.mp4", queue_seconds=0.5, run_seconds=3.0) as ark:
+    with FakeArk(media_dir / "clip.mp4", queue_seconds=0.5, run_seconds=6.0) as ark:
         fleet = Fleet(
             tmp_path, ark_env(ark, refserver) | {"R2V_DATABASE_URL": pg_url}, shared_data=True
         )
