@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import wait_for
+from tests.fleet import wait_healthy
 from tests.mediafiles import decode_summary
 from tests.refserver import RefServer
 
@@ -62,16 +63,10 @@ class ServerProcess:
         )
         self.lines: list[str] = []
         threading.Thread(target=self._collect, daemon=True).start()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("r2v serve did not start:\n" + "".join(self.lines))
-            time.sleep(0.1)
+        try:
+            wait_healthy(self.url, self.process)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}:\n" + "".join(self.lines)) from exc
 
     def _collect(self) -> None:
         assert self.process.stdout is not None

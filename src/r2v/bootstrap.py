@@ -376,16 +376,10 @@ def build_runtime(settings: Settings, engines: Sequence[str] | None = None) -> R
         references = len(request.image_urls) + len(request.video_urls) + len(request.audio_urls)
         return estimator.estimate_seconds(sample) + FETCH_ESTIMATE_SECONDS * references
 
-    def new_task() -> None:
-        wake.set()
-        if gateway is not None:
-            gateway.wake()
-
     upstream_store = SqlUpstreamStore(database)
 
     def upstream_news(task_id: str) -> None:
-        if gateway is not None:
-            gateway.hint(task_id)
+        runtime.upstream_news(task_id)  # this process's gateway
         upstream_store.hint(task_id)  # other processes' gateways, on PostgreSQL
 
     fetcher = Fetcher(
@@ -416,7 +410,7 @@ def build_runtime(settings: Settings, engines: Sequence[str] | None = None) -> R
         files=files,
         check_url=fetcher.refusal,
         check_callback=fetcher.callback_refusal,
-        on_created=new_task,
+        on_created=lambda: runtime.new_task(),  # the runtime is built below
         asset_models=frozenset(upstreams),
         on_upstream_news=upstream_news,
     )
@@ -494,7 +488,7 @@ def build_runtime(settings: Settings, engines: Sequence[str] | None = None) -> R
         stale_workspace_seconds=max(60.0, 2 * settings.lease_seconds),
         sweep_uploads=files.sweep,
     )
-    return Runtime(
+    runtime = Runtime(
         settings=settings,
         database=database,
         store=store,
@@ -521,6 +515,7 @@ def build_runtime(settings: Settings, engines: Sequence[str] | None = None) -> R
         wake=wake,
         handback=handback,
     )
+    return runtime
 
 
 def build_app(runtime: Runtime) -> FastAPI:
