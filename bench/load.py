@@ -38,6 +38,8 @@ from typing import Any
 import httpx
 
 FAST = "seedance-2.0-fast-reference-to-video"
+METRICS_TOKEN = "load-metrics-" + secrets.token_hex(8)
+METRICS_AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 BODY = {"model": FAST, "prompt": "a calm sea", "resolution": "480p", "duration": 4}
 BARE_APP = textwrap.dedent(
     """
@@ -209,7 +211,7 @@ class Creator(threading.Thread):
 def latency_buckets(url: str, route: str = "/v1/tasks/{task_id}") -> dict[float, float]:
     """The server's own latency histogram of a route: upper bound (s) -> requests so far."""
     counts: dict[float, float] = {}
-    for line in httpx.get(f"{url}/metrics").text.splitlines():
+    for line in httpx.get(f"{url}/metrics", headers=METRICS_AUTH).text.splitlines():
         if line.startswith("r2v_http_request_duration_seconds_bucket") and route in line:
             found = re.search(r'le="([^"]+)"', line)
             bound = (
@@ -300,6 +302,7 @@ def main() -> None:
         "R2V_RATE_LIMIT_PER_MINUTE": "1000000",
         "R2V_RATE_LIMIT_BURST": "100000",
         "R2V_MAX_UNFINISHED_TASKS": "1000000",
+        "R2V_METRICS_TOKEN": METRICS_TOKEN,
     }
     database = "embedded SQLite"
     if args.postgres:

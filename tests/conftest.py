@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
+from r2v.api.connections import http_protocol
 from r2v.bootstrap import Runtime, build_app, build_runtime
 from r2v.settings import Settings
 from tests.mediafiles import make_image, make_mp3, make_video, make_wav
@@ -25,6 +26,9 @@ from tests.refserver import RefServer
 from tests.services import pg_url, s3_server  # noqa: F401 - shared fixtures
 
 TERMINAL = ("completed", "failed")
+METRICS_TOKEN = "metrics-test-token"
+METRICS_AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+"""What opens /metrics on the API port of the servers the tests build."""
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +46,8 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "page.jpg").write_bytes(b"<!doctype html><html><body>not an image</body></html>")
     (root / "clip-as.jpg").write_bytes((root / "clip.mp4").read_bytes())
     (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 200)
+    whole = (root / "clip.mp4").read_bytes()
+    (root / "truncated.mp4").write_bytes(whole[: len(whole) // 3])
     return root
 
 
@@ -62,6 +68,7 @@ def make_settings(data_dir: Path, refserver: RefServer, **overrides: Any) -> Set
         "reaper_interval_seconds": 0.5,
         "fetch_deadline_seconds": 10.0,
         "fetch_read_timeout_seconds": 3.0,
+        "metrics_token": METRICS_TOKEN,
     }
     values.update(overrides)
     return Settings(**values)
@@ -105,7 +112,13 @@ class LiveServer:
             sock.bind(("127.0.0.1", 0))
         self._sock = sock
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        config = uvicorn.Config(build_app(runtime), log_level="warning", lifespan="on")
+        protocol = http_protocol(
+            header_timeout_seconds=runtime.settings.header_timeout_seconds,
+            min_body_bytes_per_second=runtime.settings.min_body_bytes_per_second,
+        )  # as `r2v serve` runs it
+        config = uvicorn.Config(
+            build_app(runtime), log_level="warning", lifespan="on", http=protocol
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True

@@ -82,6 +82,7 @@ class Fleet:
         self.shared_data = shared_data
         self.env = {
             "R2V_SECRET_KEY": "fleet-secret-" + "x" * 24,
+            "R2V_METRICS_TOKEN": "fleet-metrics-token",
             "R2V_LOG_FORMAT": "json",
             "R2V_LEASE_SECONDS": "3",
             "R2V_HEARTBEAT_SECONDS": "0.5",

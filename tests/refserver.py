@@ -8,12 +8,18 @@ Paths:
 - `/lie?bytes=N&claim=M`: Content-Length M but N bytes of body, closing after them.
 - `/drip?seconds=S`: one byte every 0.2 s for S seconds.
 - `/hang?seconds=S`: nothing at all for S seconds, then an empty answer.
+- `/drip-headers?seconds=S`: a status line, then one header byte every 0.2 s for S seconds.
+- `/encoded?enc=E&bytes=N`: N zero bytes compressed (gzip, deflate, or gzip twice for
+  `gzip, gzip`), sent with `Content-Encoding: E` (a bomb when N is large).
 """
 
 from __future__ import annotations
 
+import functools
+import gzip
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -65,6 +71,25 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b"\xff\xd8\xff" + b"\0" * (int(query["bytes"]) - 3))
             self.close_connection = True
+        elif parts.path == "/drip-headers":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            stop = time.monotonic() + float(query["seconds"])
+            try:
+                while time.monotonic() < stop:
+                    self.wfile.write(b"a")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                pass  # the client gave up, as it should
+            self.close_connection = True
+        elif parts.path == "/encoded":
+            encoding = query["enc"]
+            body = bomb(encoding, int(query["bytes"]))
+            self.send_response(200)
+            self.send_header("Content-Encoding", encoding)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
         elif parts.path == "/hang":
             time.sleep(float(query["seconds"]))  # headers never come in time
             self._empty(200)
@@ -84,10 +109,28 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._empty(404)
 
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)  # a receiver reads what it is sent, then answers as to a GET
+        self.do_GET()
+
     def _empty(self, status: int) -> None:
         self.send_response(status)
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+
+@functools.cache
+def bomb(encoding: str, size: int) -> bytes:
+    """`size` zero bytes, compressed layer by layer as `encoding` says (a few KB for GBs)."""
+    layers = [layer.strip() for layer in encoding.split(",")]
+    first = zlib.compressobj(9, zlib.DEFLATED, 15 if layers[0] == "deflate" else 31)
+    zeros = b"\0" * 1_000_000
+    body = b"".join(first.compress(zeros[: min(len(zeros), size - at)])
+                    for at in range(0, size, len(zeros))) + first.flush()  # fmt: skip
+    for layer in layers[1:]:
+        body = zlib.compress(body, 9) if layer == "deflate" else gzip.compress(body, 9)
+    return body
 
 
 class RefServer(ThreadingHTTPServer):

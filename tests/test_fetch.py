@@ -5,12 +5,13 @@ from __future__ import annotations
 import ipaddress
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 from r2v.errors import ReferenceFetchFailed, ReferenceInvalid
 from r2v.refs.fetch import Fetcher, FetchLimits, is_public
-from tests.refserver import RefServer
+from tests.refserver import RefServer, bomb
 
 
 @pytest.fixture
@@ -175,3 +176,81 @@ def test_unresolvable_host(tmp_path: Path) -> None:
 )
 def test_address_classification(address: str, public: bool) -> None:
     assert is_public(ipaddress.ip_address(address)) is public
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "gzip, gzip", "deflate", "br", "x-whatever"])
+def test_an_encoded_body_is_refused_before_any_byte_is_decoded(
+    fetcher: Fetcher, refserver: RefServer, tmp_path: Path, encoding: str
+) -> None:
+    # a few KB on the wire that inflate to 500 MB: decoding before counting is the bomb
+    assert len(bomb(encoding, 500_000_000)) < 1_000_000  # made before the clock runs
+    url = refserver.url(f"/encoded?enc={encoding}&bytes=500000000")
+    with pytest.raises(ReferenceFetchFailed, match="encoded") as caught:
+        fetcher.fetch(url, tmp_path / "x", 30_000_000)
+    assert "Content-Encoding" in caught.value.message
+    assert not (tmp_path / "x").exists() or (tmp_path / "x").stat().st_size == 0
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http:\\\\evil.example\\x.jpg",
+        "data:image/png;base64,iVBORw0KGgo=",
+        "file:///etc/passwd",
+        "http://[::1",
+        "http://example.com:99999/x.jpg",
+        "javascript:alert(1)",
+        "gopher://127.0.0.1:70/x",
+    ],
+)
+def test_a_redirect_to_a_malformed_or_foreign_url_fails_the_fetch(
+    fetcher: Fetcher, refserver: RefServer, tmp_path: Path, location: str
+) -> None:
+    url = refserver.url("/redirect?to=" + quote(location, safe=""))
+    with pytest.raises(ReferenceFetchFailed, match="redirected"):
+        fetcher.fetch(url, tmp_path / "x", 1000)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "fec0::1",  # site-local (deprecated, never global)
+        "3fff::1",  # documentation (RFC 9637)
+        "2001:db8::1",  # documentation
+        "2001::1",  # Teredo prefix
+        "2001:20::1",  # ORCHIDv2
+        "100::1",  # discard-only
+        "::",  # unspecified
+        "ff02::1",  # multicast
+        "fc00::1",  # unique local
+        "192.0.2.1",  # TEST-NET-1
+        "198.18.0.1",  # benchmarking
+        "240.0.0.1",  # reserved
+        "255.255.255.255",  # broadcast
+    ],
+)
+def test_every_non_global_range_is_refused(address: str, tmp_path: Path) -> None:
+    assert not is_public(ipaddress.ip_address(address))
+    host = f"[{address}]" if ":" in address else address
+    with pytest.raises(ReferenceFetchFailed, match="private or reserved"):
+        Fetcher([]).fetch(f"http://{host}:9/x.jpg", tmp_path / "x", 1000)
+
+
+def test_public_addresses_stay_public() -> None:
+    for address in ("8.8.8.8", "2606:4700:4700::1111", "2a00:1450:4001::1"):
+        assert is_public(ipaddress.ip_address(address))
+
+
+def test_a_server_dripping_its_headers_is_cut_at_the_deadline(
+    fetcher: Fetcher, refserver: RefServer, tmp_path: Path
+) -> None:
+    # each byte comes well within the read timeout; only the overall deadline can end it
+    started = time.monotonic()
+    with pytest.raises(ReferenceFetchFailed, match="time limit"):
+        fetcher.fetch(refserver.url("/drip-headers?seconds=30"), tmp_path / "x", 1000)
+    assert time.monotonic() - started < fetcher.limits.deadline + 1.0
+    # a webhook receiver doing the same is cut at its timeout too
+    started = time.monotonic()
+    with pytest.raises(ReferenceFetchFailed):
+        fetcher.post(refserver.url("/drip-headers?seconds=30"), b"{}", {}, timeout=1.0)
+    assert time.monotonic() - started < 2.0

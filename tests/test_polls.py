@@ -17,7 +17,7 @@ from r2v.api.app import R2vApp
 from r2v.api.errors import exception_response
 from r2v.bootstrap import Runtime, build_app
 from r2v.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import METRICS_AUTH, make_settings
 from tests.refserver import RefServer
 
 BODY = {"model": "seedance-2.0-fast-reference-to-video", "prompt": "a calm sea", "duration": 4}
@@ -124,7 +124,7 @@ def test_polls_carry_the_request_id_and_are_timed_under_their_route(
     assert answer.headers["x-request-id"] == "poll-42"
     missing = api.get("/v1/tasks/task-unified-1700000000-abcdefgh", headers=auth)
     assert missing.status_code == 404 and missing.headers["x-request-id"]
-    metrics = api.get("/metrics").text
+    metrics = api.get("/metrics", headers=METRICS_AUTH).text
     for status in ("200", "404"):
         series = (
             'r2v_http_request_duration_seconds_count{method="GET",'

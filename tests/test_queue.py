@@ -223,3 +223,34 @@ def test_retention_deletes_results_and_stale_workspaces(
     record = store.get(task_id)
     assert record is not None and record.result_key is None
     assert record.status is TaskStatus.COMPLETED
+
+
+def test_claims_go_first_to_the_keys_with_the_fewest_running(
+    database: Database, store: SqlStore, service: TaskService, owner: ApiKey
+) -> None:
+    other = KeyService(SqlKeyStore(database)).create("other").key
+    backlog = [new_task(service, owner) for _ in range(3)]
+    late = new_task(service, other)  # created after the whole backlog
+    claimed = [store.claim(f"w{n}", 30, time.time()) for n in range(4)]
+    order = [record.id if record else None for record in claimed]
+    # the backlog's oldest first; then the other key's task, though younger, since the
+    # backlog's key already has one running; then the backlog again
+    assert order == [backlog[0], late, backlog[1], backlog[2]]
+
+
+def test_a_per_key_running_cap_leaves_the_key_s_other_tasks_waiting(
+    database: Database, service: TaskService, owner: ApiKey
+) -> None:
+    capped = SqlStore(database, max_running_per_key=1)
+    other = KeyService(SqlKeyStore(database)).create("other").key
+    backlog = [new_task(service, owner) for _ in range(3)]
+    late = new_task(service, other)
+    first = capped.claim("w1", 30, time.time())
+    second = capped.claim("w2", 30, time.time())
+    third = capped.claim("w3", 30, time.time())
+    assert (first and first.id, second and second.id, third) == (backlog[0], late, None)
+    # when the key's render ends, its next task is claimable again
+    assert capped.complete(backlog[0], 1, result_key="x", video_duration=4, now=time.time(),
+                           result_expires_at=time.time() + 60)  # fmt: skip
+    fourth = capped.claim("w4", 30, time.time())
+    assert fourth is not None and fourth.id == backlog[1]

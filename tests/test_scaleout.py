@@ -104,7 +104,10 @@ def test_api_and_two_workers_on_postgres_and_s3(
         assert (decode_summary(video).width, decode_summary(video).height) == (496, 864)
 
         assert httpx.get(f"{fleet.api_url}/readyz").json() == {"status": "ready"}
-        metrics = httpx.get(f"{fleet.api_url}/metrics").text
+        metrics = httpx.get(
+            f"{fleet.api_url}/metrics",
+            headers={"Authorization": f"Bearer {fleet.env['R2V_METRICS_TOKEN']}"},
+        ).text
         assert 'r2v_tasks{status="completed"} 6.0' in metrics
         assert "r2v_queue_depth 0.0" in metrics
         assert "r2v_http_request_duration_seconds_bucket" in metrics

@@ -16,6 +16,7 @@ import pytest
 
 from r2v.protocol import is_task_id
 from tests.arkfake import FakeArk
+from tests.conftest import METRICS_AUTH
 from tests.mediafiles import decode_summary
 from tests.refserver import RefServer
 from tests.services import S3Server
@@ -60,7 +61,7 @@ def test_a_task_goes_to_ark_with_explicit_roles_and_comes_back_mirrored(
             task = wait_task(client, create(client, **body))
             assert task["status"] == "completed", task
             link = task["results"][0]
-            metrics = client.get("/metrics").text
+            metrics = client.get("/metrics", headers=METRICS_AUTH).text
             ark.shutdown()  # the upstream is gone: our copy must not care
             ark.server_close()
             video = httpx.get(link, timeout=30)
@@ -305,7 +306,7 @@ def test_the_upstream_key_is_never_logged_or_shown(
                 echoed = wait_task(client, create(client, prompt="[ark:fail=X] [ark:echo-key]"))
                 fine = wait_task(client, create(client))
                 listed = client.get("/v1/tasks").text
-                metrics = client.get("/metrics").text
+                metrics = client.get("/metrics", headers=METRICS_AUTH).text
     assert "Bearer" in echoed["error"]["message"]  # the upstream did try to show it
     for text in (str(echoed), str(fine), listed, metrics, caplog.text):
         assert ark.api_key not in text

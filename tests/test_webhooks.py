@@ -32,6 +32,9 @@ class Receiver(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.statuses: list[int] = []
+        self.delay = 0.0
+        """Seconds to take before answering (a slow receiver)."""
+        self.arrivals: list[float] = []
         self.arrived = threading.Event()
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
@@ -48,6 +51,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.arrivals.append(time.monotonic())
+        time.sleep(self.server.delay)
         self.server.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
         status = self.server.statuses.pop(0) if self.server.statuses else 204
         self.send_response(status)

@@ -63,7 +63,7 @@ def load_secret(settings: Settings) -> bytes:
         return settings.secret_key.encode()
     path = settings.data_dir / "secret.key"
     if not path.exists():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
@@ -86,7 +86,7 @@ def open_store(settings: Settings) -> tuple[Database, SqlStore]:
         settings.resolved_database_url, settings.db_pool_size, settings.db_max_overflow
     )
     upgrade(database)
-    return database, SqlStore(database)
+    return database, SqlStore(database, max_running_per_key=settings.max_running_per_key)
 
 
 def _preset(name: str, chosen: ModelSettings) -> Preset:
@@ -265,9 +265,12 @@ class Runtime:
         self._thread("webhooks", self.webhooks.run, self._stop)
         if self.gateway is not None:
             self._thread("gateway", self.gateway.run, self._stop)
+        self._thread("key-revocations", self.keys.watch_revocations, self._stop)
         conninfo = listen_url(settings.resolved_database_url)
-        if conninfo is not None and (self.workers or self.gateway is not None):
-            listener = TaskListener(conninfo, self.new_task, self.upstream_news)
+        if conninfo is not None:
+            listener = TaskListener(
+                conninfo, self.new_task, self.upstream_news, key_revoked=self.keys.forget
+            )
             self._thread("listener", listener.run, self._stop)
         for thread in self._threads:
             thread.start()
@@ -399,6 +402,8 @@ def build_runtime(settings: Settings, engines: Sequence[str] | None = None) -> R
         scratch_dir=data / "incoming",
         retention_seconds=settings.retention_seconds,
         signer=signer,
+        quota_bytes=settings.upload_quota_bytes,
+        rate_per_minute=settings.upload_rate_per_minute,
     )
     keys = key_service(settings, database)
     tasks = TaskService(
@@ -508,6 +513,8 @@ def build_runtime(settings: Settings, engines: Sequence[str] | None = None) -> R
                 retry_base_seconds=settings.webhook_retry_base_seconds,
                 timeout_seconds=settings.webhook_timeout_seconds,
                 poll_seconds=settings.poll_interval_seconds,
+                concurrency=settings.webhook_concurrency,
+                per_host=settings.webhook_per_host,
             ),
         ),
         metrics=metrics,
@@ -529,6 +536,13 @@ def build_app(runtime: Runtime) -> FastAPI:
         max_upload_bytes=runtime.settings.max_upload_bytes,
         sse_keepalive_seconds=runtime.settings.sse_keepalive_seconds,
         metrics=runtime.metrics,
+        metrics_token=(
+            runtime.settings.metrics_token.get_secret_value()
+            if runtime.settings.metrics_token
+            else None
+        ),
+        allowed_hosts=frozenset(runtime.settings.allowed_hosts),
+        max_streams_per_key=runtime.settings.max_streams_per_key,
         ready=runtime.ready,
     )
     return create_app(services, on_startup=runtime.start, on_shutdown=runtime.stop)

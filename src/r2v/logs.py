@@ -7,12 +7,23 @@ the task id for each task, and every log record made meanwhile carries them.
 from __future__ import annotations
 
 import contextvars
+import copy
 import json
 import logging
+import re
 import time
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 task_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("task_id", default=None)
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """`text` with its control characters written as escapes (`\\n`, `\\x1b`, …), so a
+    value a client sent (a URL, a header) can never start a log line of its own."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -37,6 +48,9 @@ class JsonFormatter(logging.Formatter):
 
 class _ContextText(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        # the message is escaped, not the traceback that may follow it on lines of its own
+        record = copy.copy(record)
+        record.msg, record.args = escape_controls(record.getMessage()), None
         line = super().format(record)
         ids = " ".join(
             f"{name}={value}"

@@ -257,6 +257,16 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(
         10.0, gt=0, description="Time limit of one webhook delivery attempt."
     )
+    webhook_concurrency: int = Field(
+        16, ge=1, le=256, description="Webhook deliveries one process makes at once."
+    )
+    webhook_per_host: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Webhook deliveries in flight to one receiving host at once, so that a "
+        "slow receiver only slows its own.",
+    )
     sse_keepalive_seconds: float = Field(
         15.0, gt=0, description="Interval of keep-alive comments on `GET /v1/tasks/{id}/events`."
     )
@@ -267,7 +277,52 @@ class Settings(BaseSettings):
         "hands the task back to the queue.",
     )
     metrics_port: int | None = Field(
-        None, ge=1, le=65535, description="`r2v worker`: serve /metrics on this port."
+        None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics on this port of `R2V_HOST`, apart from the API "
+        "(`r2v serve` and `r2v worker`).",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token that opens /metrics on the API's own port; without it, the "
+        "API port does not serve /metrics (it shows every tenant's counts).",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated host names (optionally `host:port`) the API answers to; "
+        "other `Host` headers get a 400. Empty: any, which is why production sets "
+        "`R2V_PUBLIC_URL`, so links never follow the `Host` header.",
+    )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A connection must send a request's complete headers within this long "
+        "(from connecting, or from its previous answer), or it is closed.",
+    )
+    min_body_bytes_per_second: int = Field(
+        8000,
+        ge=1,
+        description="A request body must arrive at least this fast on average (after a first "
+        "`R2V_HEADER_TIMEOUT_SECONDS`), or the connection is closed.",
+    )
+    max_streams_per_key: int = Field(
+        10, ge=1, description="Event streams (`GET /v1/tasks/{id}/events`) a key may hold open."
+    )
+    max_running_per_key: int | None = Field(
+        None,
+        ge=1,
+        description="Renders one key may have running at once across all workers; default: "
+        "no cap (idle slots are never left unused), with claims favouring the keys that "
+        "have the fewest running.",
+    )
+    upload_quota_bytes: int = Field(
+        1_000_000_000,
+        ge=1,
+        description="Bytes of unexpired uploads one key may keep stored (`POST /v1/files`).",
+    )
+    upload_rate_per_minute: int = Field(
+        60, ge=1, description="Uploads a key may make a minute (a burst of as many)."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level of the server and workers."
@@ -293,7 +348,7 @@ class Settings(BaseSettings):
         """How the model `name` is rendered: its own settings, else the compositor."""
         return self.models.get(model_key(name)) or ModelSettings()
 
-    @field_validator("fetch_allow_hosts", mode="before")
+    @field_validator("fetch_allow_hosts", "allowed_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):
@@ -305,8 +360,25 @@ class Settings(BaseSettings):
     def _host_port_entries(cls, value: list[str]) -> list[str]:
         for entry in value:
             host, sep, port = entry.rpartition(":")
-            if not sep or not host or not port.isdigit():
+            if not sep or not host or not (port.isascii() and port.isdigit()):
                 raise ValueError(f"{entry!r} is not host:port (e.g. 127.0.0.1:9000)")
+            if ":" in host and not (host.startswith("[") and host.endswith("]")):
+                # `::1:9000` reads as host ::1, port 9000, but could never match: say so
+                raise ValueError(
+                    f"{entry!r} can never match: write an IPv6 host in brackets, "
+                    f"as in [{host}]:{port}"
+                )
+        return [entry.lower() for entry in value]
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_entries(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            host, sep, port = entry.rpartition(":") if not entry.endswith("]") else ("", "", "")
+            if sep and ":" in host and not host.endswith("]"):
+                raise ValueError(f"{entry!r}: write an IPv6 host in brackets, as in [::1]:8000")
+            if sep and not (port.isascii() and port.isdigit()):
+                raise ValueError(f"{entry!r} is not a host or host:port (e.g. r2v.example.com)")
         return [entry.lower() for entry in value]
 
     @property

@@ -5,6 +5,12 @@ task. The sender claims due deliveries, signs the task object with the owning ke
 (`webhook-id`, `webhook-timestamp`, `webhook-signature`), posts it through the same SSRF
 rules as reference downloads, and records every try. A non-2xx answer or a network error is
 retried with exponential backoff until the attempts run out.
+
+Deliveries go out concurrently (`concurrency` at once), at most `per_host` to one receiving
+host and port and half of them to one key's receivers, so a slow receiver slows only its
+own deliveries: one due for a busy host (or key) is put back for a moment instead of taking
+a slot. Every try ends by its timeout (every byte
+of it), and a claim lasts longer than that, so two replicas never send one delivery at once.
 """
 
 from __future__ import annotations
@@ -13,8 +19,11 @@ import datetime
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from standardwebhooks import Webhook
 
@@ -27,7 +36,6 @@ from r2v.tasks.service import TaskService
 log = logging.getLogger("r2v.webhooks")
 
 MAX_BACKOFF_SECONDS = 4 * 3600.0
-CLAIM_LEASE_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,33 @@ class WebhookConfig:
     retry_base_seconds: float = 5.0
     timeout_seconds: float = 10.0
     poll_seconds: float = 1.0
+    concurrency: int = 16
+    per_host: int = 2
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claimed delivery stays claimed: well past the end of its one try."""
+        return 2 * self.timeout_seconds + 30.0
+
+    @property
+    def per_key(self) -> int:
+        """Slots one key's deliveries may take at once: half, so others always find some."""
+        return max(1, self.concurrency // 2)
+
+    @property
+    def busy_host_delay(self) -> float:
+        """How far a delivery for a host with no free slot is put back."""
+        return min(self.timeout_seconds, 5.0)
+
+
+def _receiver(url: str) -> str:
+    """The receiving end a delivery goes to (host and port), the unit slots are shared by."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = 0
+    return f"{(parts.hostname or '').lower()}:{port}"
 
 
 def backoff(attempt: int, base: float) -> float:
@@ -62,24 +97,67 @@ class WebhookSender:
         self._fetcher = fetcher
         self._config = config
         self._clock = clock
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._per_host: Counter[str] = Counter()
+        self._per_key: Counter[str] = Counter()
+        self._slot_freed = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
-        """Deliver until `stop` is set."""
-        while not stop.is_set():
-            try:
-                sent = self.run_once()
-            except Exception:
-                log.exception("webhook delivery pass failed; trying again")
-                sent = 0
-            if not sent:
-                stop.wait(self._config.poll_seconds)
+        """Deliver until `stop` is set (then let the tries in flight end)."""
+        config = self._config
+        with ThreadPoolExecutor(config.concurrency, thread_name_prefix="r2v-webhook") as pool:
+            while not stop.is_set():
+                try:
+                    started = self.dispatch(pool)
+                except Exception:
+                    log.exception("webhook delivery pass failed; trying again")
+                    started = 0
+                if not started:
+                    self._slot_freed.wait(config.poll_seconds)
+                    self._slot_freed.clear()
 
-    def run_once(self, limit: int = 10) -> int:
-        """Try every due delivery (up to `limit`); how many were tried."""
-        due = self._store.claim_deliveries(self._clock(), limit, CLAIM_LEASE_SECONDS)
+    def dispatch(self, pool: ThreadPoolExecutor) -> int:
+        """Start a try of every due delivery there is a slot for; how many were started."""
+        config = self._config
+        with self._lock:
+            free = config.concurrency - self._in_flight
+        if free <= 0:
+            return 0
+        now = self._clock()
+        due = self._store.claim_deliveries(now, free, config.lease_seconds)
+        started = 0
         for delivery in due:
+            host = _receiver(delivery.url)
+            with self._lock:
+                busy = (
+                    self._per_host[host] >= config.per_host
+                    or self._per_key[delivery.key_id] >= config.per_key
+                )
+                if not busy:
+                    self._per_host[host] += 1
+                    self._per_key[delivery.key_id] += 1
+                    self._in_flight += 1
+            if busy:  # its host (or its key) has slots enough in use: later, taking none
+                self._store.postpone(delivery.id, now + config.busy_host_delay)
+                continue
+            pool.submit(self._deliver_in_slot, delivery, host)
+            started += 1
+        return started
+
+    def _deliver_in_slot(self, delivery: Delivery, host: str) -> None:
+        try:
             self.deliver(delivery)
-        return len(due)
+        except Exception:  # recording the try failed: the claim lapses and it is retried
+            log.exception("webhook %s: the try could not be recorded", delivery.id)
+        finally:
+            with self._lock:
+                for counter, name in ((self._per_host, host), (self._per_key, delivery.key_id)):
+                    counter[name] -= 1
+                    if not counter[name]:
+                        del counter[name]
+                self._in_flight -= 1
+            self._slot_freed.set()
 
     def deliver(self, delivery: Delivery) -> None:
         """Make one try of one delivery and record it."""

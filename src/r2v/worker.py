@@ -28,7 +28,7 @@ from r2v.engines.base import (
 from r2v.errors import GenerationTimeout, LeaseLost, R2VError, TaskFailure
 from r2v.metrics import Metrics
 from r2v.protocol import FPS, TaskErrorCode
-from r2v.refs.intake import Intake, References
+from r2v.refs.intake import Intake, References, without_paths
 from r2v.tasks.ports import BlobStore, TaskStore
 from r2v.tasks.record import TaskRecord
 
@@ -315,6 +315,7 @@ class Worker:
             )
 
     def _fail(self, record: TaskRecord, code: str, message: str) -> None:
+        message = without_paths(message, [self._workspaces])
         if not self._store.fail(
             record.id, record.attempt, code=code, message=message, now=time.time()
         ):

@@ -22,10 +22,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import r2v
 from r2v import logs
 from r2v.api.errors import error_response, install_error_handlers
+from r2v.api.gate import Gate
 from r2v.api.polls import TaskPolls
 from r2v.api.reads import TaskReads
 from r2v.api.routes import public, v1
 from r2v.api.services import ApiServices
+from r2v.api.streaming import StreamSlots
 from r2v.metrics import Metrics
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -155,6 +157,7 @@ class R2vApp(FastAPI):
         self._reads = reads
         self.state.services = services  # where the routes find them
         self.state.reads = reads
+        self.state.streams = StreamSlots(services.max_streams_per_key)
 
     polls: TaskPolls | None = None
     """The pollers' path, once the stack is built (its `app` is the framework's own stack)."""
@@ -163,7 +166,7 @@ class R2vApp(FastAPI):
         services = self._services
         self.polls = TaskPolls(super().build_middleware_stack(), services, self._reads)
         return RequestContext(
-            self.polls,
+            Gate(self.polls, services.keys, services.allowed_hosts),
             max_body_bytes=services.max_body_bytes,
             max_upload_bytes=services.max_upload_bytes,
             metrics=services.metrics,

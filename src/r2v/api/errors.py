@@ -22,7 +22,8 @@ from r2v.protocol import FAST_MODEL, STANDARD_MODEL, ErrorBody, ErrorDetail
 
 log = logging.getLogger("r2v.api")
 
-# domain error → (HTTP status, error type); the first matching class in MRO order wins
+# domain error → (HTTP status, error type), class by class: an error missing here (a new
+# one, or one that should never reach a request) is a logged 500, not a guess
 STATUS_OF: dict[type[errors.R2VError], tuple[int, str]] = {
     errors.InvalidRequest: (400, "invalid_request_error"),
     errors.InvalidTaskId: (400, "invalid_request_error"),
@@ -33,7 +34,6 @@ STATUS_OF: dict[type[errors.R2VError], tuple[int, str]] = {
     errors.LinkExpired: (410, "invalid_request_error"),
     errors.PayloadTooLarge: (413, "request_too_large_error"),
     errors.RateLimited: (429, "rate_limit_error"),
-    errors.RequestError: (400, "invalid_request_error"),
     errors.ServiceUnavailable: (503, "service_unavailable_error"),
 }
 
@@ -81,12 +81,9 @@ def error_response(
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
-def status_of(exc: errors.R2VError) -> tuple[int, str]:
-    """The HTTP status and error type of a domain error."""
-    for cls in type(exc).__mro__:
-        if cls in STATUS_OF:
-            return STATUS_OF[cls]
-    return 500, "internal_server_error"
+def status_of(exc: errors.R2VError) -> tuple[int, str] | None:
+    """The HTTP status and error type of a domain error, or None when it has none."""
+    return STATUS_OF.get(type(exc))
 
 
 def describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
@@ -131,9 +128,13 @@ def database_unreachable(exc: DBAPIError) -> bool:
     return isinstance(exc, OperationalError) and any(words in text for words in _UNREACHABLE)
 
 
-def domain_response(exc: errors.R2VError) -> JSONResponse:
-    """The envelope of a domain error, with `Retry-After` when rate limited."""
-    status, error_type = status_of(exc)
+def domain_response(exc: errors.R2VError, request_id: str = "-") -> JSONResponse:
+    """The envelope of a domain error, with `Retry-After` when rate limited (a logged 500,
+    like any unexpected error, when the table does not name it)."""
+    mapped = status_of(exc)
+    if mapped is None:
+        return unexpected_response(exc, request_id)
+    status, error_type = mapped
     headers = None
     if isinstance(exc, errors.RateLimited):
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
@@ -167,7 +168,7 @@ def unexpected_response(exc: Exception, request_id: str) -> JSONResponse:
 def exception_response(exc: Exception, request_id: str) -> JSONResponse:
     """The envelope for any exception a handler raised (the one mapping of both paths)."""
     if isinstance(exc, errors.R2VError):
-        return domain_response(exc)
+        return domain_response(exc, request_id)
     return unexpected_response(exc, request_id)
 
 
@@ -175,8 +176,8 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every exception into the error envelope."""
 
     @app.exception_handler(errors.R2VError)
-    async def _domain(_request: Request, exc: errors.R2VError) -> JSONResponse:
-        return domain_response(exc)
+    async def _domain(request: Request, exc: errors.R2VError) -> JSONResponse:
+        return domain_response(exc, getattr(request.state, "request_id", "-"))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Header, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
-from r2v.api.polls import TASK_ROUTE, authenticate, hint_headers, read_task, task_json
+from r2v.api.polls import (
+    TASK_ROUTE,
+    authenticate,
+    authorization,
+    hint_headers,
+    read_task,
+    task_json,
+)
 from r2v.api.reads import TaskReads
 from r2v.api.services import ApiServices
-from r2v.api.streaming import prefer_wait, task_events, wait_terminal
+from r2v.api.streaming import StreamSlots, prefer_wait, task_events, wait_terminal
+from r2v.errors import InvalidRequest
 from r2v.metrics import CONTENT_TYPE
 from r2v.protocol import CreateVideoRequest, ErrorBody, FileObject, TaskList, TaskObject
 from r2v.tasks.links import CALLBACK_PATH
@@ -103,13 +112,15 @@ def task_event_stream(task_id: str, request: Request, key: Key, svc: Services) -
     """EXT: Server-Sent Events of the task's status and progress, closing once it ends."""
     base_url = svc.base_url(request.scope)
     svc.tasks.get(key.id, task_id, base_url)  # a 404 or 400 now, not inside the stream
+    streams: StreamSlots = request.app.state.streams
+    streams.take(key.id)
     events = task_events(
         lambda: svc.tasks.get(key.id, task_id, base_url),
         request.is_disconnected,
         svc.sse_keepalive_seconds,
     )
     return StreamingResponse(
-        events,
+        streams.held(key.id, events),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -125,15 +136,39 @@ async def get_task(task_id: str, request: Request) -> Response:
     return Response(task_json(task), media_type="application/json", headers=hint_headers(task))
 
 
-@v1.post("/files", response_model_exclude_none=True)
-def upload_file(
-    request: Request,
-    key: Key,
-    svc: Services,
-    file: Annotated[UploadFile, File(description="A JPEG/PNG/WebP, MP4/MOV or MP3/WAV file.")],
-) -> FileObject:
+_UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "A JPEG/PNG/WebP, MP4/MOV or MP3/WAV file.",
+                    }
+                },
+            }
+        }
+    },
+}
+
+
+@v1.post("/files", response_model_exclude_none=True, openapi_extra={"requestBody": _UPLOAD_BODY})
+async def upload_file(request: Request, key: Key, svc: Services) -> FileObject:
     """EXT: upload a local reference; its `url` goes into image/video/audio_urls."""
-    record = svc.files.upload(key.id, file.file, file.filename)
+    # the key's rate and quota are checked before a byte of the body is read
+    await run_in_threadpool(svc.files.admit, key.id)
+    form = await request.form(max_files=1, max_fields=10)
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidRequest("send the file as the multipart form field 'file'", param="file")
+        record = await run_in_threadpool(svc.files.upload, key.id, upload.file, upload.filename)
+    finally:
+        await form.close()
     return svc.files.to_wire(record, svc.base_url(request.scope))
 
 
@@ -152,8 +187,14 @@ def _serve(found: BlobLocation, media_type: str, filename: str | None = None) ->
 
 @v1.get("/files/{file_id}/content", response_class=FileResponse)
 def get_file_content(file_id: str, key: Key, svc: Services) -> Response:
-    """EXT: an upload's bytes, for the key that uploaded it."""
-    return _serve(svc.files.content(key.id, file_id), "application/octet-stream")
+    """EXT: an upload's bytes, for the key that uploaded it (as the type its bytes are)."""
+    return _serve_upload(*svc.files.content(key.id, file_id))
+
+
+def _serve_upload(found: BlobLocation, media_type: str) -> Response:
+    response = _serve(found, media_type)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @public.head("/results/{task_id}/video.mp4", include_in_schema=False)
@@ -182,10 +223,7 @@ def shared_file(
     signature: str | None = None,
 ) -> Response:
     """An upload behind a signed link: how an upstream reads a reference uploaded here."""
-    found, media_type = svc.files.shared(file_id, expires, signature)
-    response = _serve(found, media_type)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return _serve_upload(*svc.files.shared(file_id, expires, signature))
 
 
 @public.post(CALLBACK_PATH, include_in_schema=False)
@@ -209,8 +247,9 @@ def readyz(svc: Services) -> dict[str, str]:
 
 
 @public.get("/metrics", response_class=Response, include_in_schema=False)
-def metrics(svc: Services) -> Response:
-    """Prometheus metrics of this process (and the task counts of the whole database)."""
-    if svc.metrics is None:
-        return Response(status_code=404)
+def metrics(request: Request, svc: Services) -> Response:
+    """Prometheus metrics of this process (and the task counts of the whole database), for
+    the holder of `R2V_METRICS_TOKEN` (else on `R2V_METRICS_PORT` only)."""
+    svc.check_metrics_access(authorization(request.scope))
+    assert svc.metrics is not None
     return Response(svc.metrics.render(), media_type=CONTENT_TYPE)

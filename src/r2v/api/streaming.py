@@ -13,17 +13,55 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 
+from r2v.errors import RateLimited
 from r2v.protocol import TaskObject
 
 MAX_WAIT_SECONDS = 60
 POLL_SECONDS = 0.25
-_PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+)", re.IGNORECASE)
+_PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*([0-9]+)", re.IGNORECASE)
 
 
 def prefer_wait(prefer: str | None) -> int | None:
     """The seconds a `Prefer: wait=N` header asks for (at most 60), or None."""
     match = _PREFER_WAIT.search(prefer or "")
-    return min(int(match.group(1)), MAX_WAIT_SECONDS) if match else None
+    if match is None:
+        return None
+    digits = match.group(1)  # any length: 5000 digits are still "the most"
+    return MAX_WAIT_SECONDS if len(digits) > 3 else min(int(digits), MAX_WAIT_SECONDS)
+
+
+class StreamSlots:
+    """The event streams each key holds open in this process, against a cap per key."""
+
+    def __init__(self, per_key: int) -> None:
+        self._per_key = per_key
+        self._open: dict[str, int] = {}
+
+    def take(self, key_id: str) -> None:
+        """Count one more open stream for the key; `RateLimited` when it has its cap."""
+        if self._open.get(key_id, 0) >= self._per_key:
+            raise RateLimited(
+                f"this API key has {self._per_key} event streams open, its limit: close one "
+                "(or poll GET /v1/tasks/{id}) before opening another",
+                retry_after=5,
+            )
+        self._open[key_id] = self._open.get(key_id, 0) + 1
+
+    def give_back(self, key_id: str) -> None:
+        """The key's stream ended."""
+        left = self._open.get(key_id, 0) - 1
+        if left > 0:
+            self._open[key_id] = left
+        else:
+            self._open.pop(key_id, None)
+
+    async def held(self, key_id: str, events: AsyncIterator[str]) -> AsyncIterator[str]:
+        """`events`, giving the key's slot back however the stream ends."""
+        try:
+            async for event in events:
+                yield event
+        finally:
+            self.give_back(key_id)
 
 
 async def wait_terminal(

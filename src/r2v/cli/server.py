@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import signal
 import sys
 import threading
@@ -17,7 +18,12 @@ from r2v import logs
 
 
 def load_settings(**overrides: Any) -> Any:
-    """Settings from the environment, overridden by the flags that were given."""
+    """Settings from the environment, overridden by the flags that were given.
+
+    Every file the server writes from here on (the database, results, uploads, workspaces)
+    is its user's alone.
+    """
+    os.umask(0o077)
     from pydantic import ValidationError
 
     from r2v.settings import Settings
@@ -29,6 +35,15 @@ def load_settings(**overrides: Any) -> Any:
             f"R2V_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
         )
         raise click.UsageError(f"invalid settings: {problems}") from exc
+
+
+def serve_metrics(settings: Any, runtime: Any) -> None:
+    """Serve /metrics on `R2V_METRICS_PORT`, apart from the API, when it is set."""
+    if settings.metrics_port is None:
+        return
+    from prometheus_client import start_http_server
+
+    start_http_server(settings.metrics_port, addr=settings.host, registry=runtime.metrics.registry)
 
 
 data_dir_option = click.option(
@@ -48,6 +63,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, workers: in
     """Run the API server with embedded workers (SQLite and local disk by default)."""
     import uvicorn
 
+    from r2v.api.connections import http_protocol
     from r2v.bootstrap import build_app, build_runtime
     from r2v.errors import ConfigurationError
 
@@ -59,6 +75,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, workers: in
     except ConfigurationError as exc:
         click.echo(f"error: {exc.message}", err=True)
         raise SystemExit(1) from exc
+    serve_metrics(settings, runtime)
     created = runtime.ensure_key()
     if created is not None:
         click.echo(
@@ -80,6 +97,11 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, workers: in
             log_level=settings.log_level,
             log_config=None,  # keep the logging set up above (text or JSON)
             access_log=settings.log_level == "debug",
+            # uvicorn's HTTP protocol, closing clients too slow to send a request
+            http=http_protocol(
+                header_timeout_seconds=settings.header_timeout_seconds,
+                min_body_bytes_per_second=settings.min_body_bytes_per_second,
+            ),
         )
     finally:
         runtime.close()
@@ -117,12 +139,7 @@ def worker(concurrency: int, engines: str | None, data_dir: Path | None) -> None
     except ConfigurationError as exc:
         click.echo(f"error: {exc.message}", err=True)
         raise SystemExit(1) from exc
-    if settings.metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        start_http_server(
-            settings.metrics_port, addr=settings.host, registry=runtime.metrics.registry
-        )
+    serve_metrics(settings, runtime)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_args: stop.set())

@@ -9,6 +9,7 @@ writer and cost no BEGIN/COMMIT round of their own.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,12 +67,25 @@ def _sqlite_engine(url: str, *, writes: bool) -> sa.Engine:
     return engine
 
 
+def _owner_only(path: Path) -> None:
+    """Make the SQLite file (and its directory, when new) readable by this user alone: it
+    holds every key's webhook secret. SQLite gives its -wal and -shm files the same mode."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if file.exists():
+                file.chmod(0o600)
+
+
 def open_database(url: str, pool_size: int = 5, max_overflow: int = 10) -> Database:
     """Engines for the database at `url`, creating the SQLite file's directory if needed."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _owner_only(Path(parsed.database))
         return Database(
             write=_sqlite_engine(url, writes=True),
             read=_sqlite_engine(url, writes=False),

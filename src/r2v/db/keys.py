@@ -10,6 +10,9 @@ from r2v.db.connect import Database
 from r2v.db.schema import api_keys
 from r2v.tasks.ports import ApiKey
 
+KEYS_CHANNEL = "r2v_keys"
+"""The PostgreSQL channel a NOTIFY on it says: a key was revoked."""
+
 
 class SqlKeyStore:
     """`KeyStore` over SQLAlchemy Core."""
@@ -47,7 +50,15 @@ class SqlKeyStore:
                 )
                 .values(revoked_at=now)
             )
+            if result.rowcount and self._db.dialect == "postgresql":
+                # every process drops the keys it trusts from memory at once
+                conn.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": KEYS_CHANNEL})
         return result.rowcount > 0
+
+    def revision(self) -> float:
+        with self._db.read.connect() as conn:
+            latest = conn.execute(sa.select(sa.func.max(api_keys.c.revoked_at))).scalar()
+        return float(latest or 0.0)
 
     def update_key_limits(
         self, key_id: str, rate_per_minute: int | None, max_unfinished: int | None

@@ -16,10 +16,16 @@ import sqlalchemy as sa
 from r2v.db.connect import Database
 from r2v.db.schema import api_keys, files, idempotency_keys, rate_buckets, tasks
 from r2v.db.webhooks import enqueue_webhooks
-from r2v.errors import Conflict, RateLimited
+from r2v.errors import Conflict, PayloadTooLarge, RateLimited
 from r2v.protocol import TaskErrorCode, TaskStatus
+from r2v.tasks.files import quota_message
 from r2v.tasks.ports import FileRecord, Idempotency, KeyLimits, ReapOutcome
 from r2v.tasks.record import UPSTREAM_WAITING, TaskRecord
+
+FAIR_WINDOW = 256
+"""Pending tasks a claim looks at to choose fairly between keys."""
+# Any number fixed for r2v: the advisory lock that serializes capped claims on PostgreSQL.
+_CLAIM_LOCK = 0x72327601
 
 TASKS_CHANNEL = "r2v_tasks"
 """The PostgreSQL channel a NOTIFY on it says: a task may be waiting."""
@@ -66,19 +72,29 @@ def _wire_status_is(status: str) -> sa.ColumnElement[bool]:
     return tasks.c.status == status
 
 
+def _eligible(models: Sequence[str] | None) -> list[sa.ColumnElement[bool]]:
+    where = [tasks.c.status == PENDING]
+    if models is not None:
+        where.append(tasks.c.model.in_(list(models)))
+    return where
+
+
 def claiming(
     owner: str,
     lease_seconds: float,
     now: float,
     models: Sequence[str] | None,
     limit: int,
+    *,
+    only: str | None = None,
     **values: Any,
 ) -> sa.Update:
-    """The statement that takes the `limit` oldest pending tasks (of `models`, when given):
-    processing, attempt + 1, leased to `owner`, with `values` set too; it returns them."""
-    eligible = [tasks.c.status == PENDING]
-    if models is not None:
-        eligible.append(tasks.c.model.in_(list(models)))
+    """The statement that takes the `limit` oldest pending tasks (of `models`, when given;
+    the task `only`, when given): processing, attempt + 1, leased to `owner`, with `values`
+    set too; it returns them. Rows another claimer holds are skipped, not waited for."""
+    eligible = _eligible(models)
+    if only is not None:
+        eligible.append(tasks.c.id == only)
     # A materialized CTE runs exactly once, so the rows it locked are the rows updated (a
     # subquery inside IN may be planned as a join and run again on PostgreSQL, updating
     # fewer rows than it locked).
@@ -106,6 +122,20 @@ def claiming(
     )
 
 
+def fair_order(
+    window: Sequence[tuple[str, str]], running: dict[str, int], cap: int | None
+) -> list[str]:
+    """The ids of `window` ((task id, key id), oldest first) in the order to try claiming
+    them: the tasks of keys with the fewest renders running first, oldest first among
+    equals; keys at `cap` left out. One key's backlog never holds another's task back."""
+    ranked = [
+        (running.get(key_id, 0), position, task_id)
+        for position, (task_id, key_id) in enumerate(window)
+        if cap is None or running.get(key_id, 0) < cap
+    ]
+    return [task_id for _running, _position, task_id in sorted(ranked)]
+
+
 def fenced(task_id: str, attempt: int) -> sa.ColumnElement[bool]:
     # Only the holder of the current attempt of a processing task may write to it.
     return sa.and_(tasks.c.id == task_id, tasks.c.attempt == attempt, tasks.c.status == PROCESSING)
@@ -114,8 +144,9 @@ def fenced(task_id: str, attempt: int) -> sa.ColumnElement[bool]:
 class SqlStore:
     """`TaskStore` and `FileStore` over SQLAlchemy Core."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, max_running_per_key: int | None = None) -> None:
         self._db = database
+        self._max_running_per_key = max_running_per_key
 
     # tasks -----------------------------------------------------------------------------
 
@@ -186,7 +217,9 @@ class SqlStore:
         return str(seen.task_id)
 
     @staticmethod
-    def _take_token(conn: sa.Connection, key_id: str, limits: KeyLimits, now: float) -> None:
+    def _take_token(
+        conn: sa.Connection, key_id: str, limits: KeyLimits, now: float, what: str = "tasks"
+    ) -> None:
         # A token bucket in a row: refill by the elapsed time, then take one token.
         per_second = limits.rate_per_minute / 60
         bucket = conn.execute(
@@ -197,7 +230,7 @@ class SqlStore:
             tokens = min(tokens, bucket.tokens + (now - bucket.updated_at) * per_second)
         if tokens < 1:
             raise RateLimited(
-                f"this API key may create {limits.rate_per_minute} tasks a minute: "
+                f"this API key may make {limits.rate_per_minute} {what} a minute: "
                 "slow down and retry after the time in Retry-After",
                 retry_after=(1 - tokens) / per_second if per_second else 60,
             )
@@ -253,9 +286,30 @@ class SqlStore:
         now: float,
         models: Sequence[str] | None = None,
     ) -> TaskRecord | None:
+        # Fair across keys: among the oldest FAIR_WINDOW pending tasks, those of the keys
+        # with the fewest renders running go first. The window bounds the work per claim
+        # whatever the queue's length (one key has at most R2V_MAX_UNFINISHED_TASKS there).
+        busy = sa.select(tasks.c.key_id, sa.func.count()).where(tasks.c.status == PROCESSING)
+        if models is not None:
+            busy = busy.where(tasks.c.model.in_(list(models)))
+        window = (
+            sa.select(tasks.c.id, tasks.c.key_id)
+            .where(*_eligible(models))
+            .order_by(tasks.c.created_at, tasks.c.id)
+            .limit(FAIR_WINDOW)
+        )
         with self._db.write.begin() as conn:
-            row = conn.execute(claiming(owner, lease_seconds, now, models, 1)).first()
-        return to_record(row) if row is not None else None
+            if self._max_running_per_key is not None and self._db.dialect == "postgresql":
+                # the cap is counted, then kept: one claimer at a time decides
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK})
+            running = {str(k): int(n) for k, n in conn.execute(busy.group_by(tasks.c.key_id))}
+            candidates = [(str(row.id), str(row.key_id)) for row in conn.execute(window)]
+            for task_id in fair_order(candidates, running, self._max_running_per_key):
+                statement = claiming(owner, lease_seconds, now, models, 1, only=task_id)
+                row = conn.execute(statement).first()
+                if row is not None:
+                    return to_record(row)
+        return None
 
     def _update(
         self, where: sa.ColumnElement[bool], *, finishes: str | None = None, **values: Any
@@ -405,9 +459,34 @@ class SqlStore:
 
     # files -----------------------------------------------------------------------------
 
-    def insert_file(self, record: FileRecord) -> None:
+    def insert_file(self, record: FileRecord, *, quota_bytes: int | None = None) -> None:
         with self._db.write.begin() as conn:
+            if quota_bytes is not None:
+                stored = self._stored_bytes(conn, record.key_id, record.created_at)
+                if stored + record.bytes > quota_bytes:
+                    raise PayloadTooLarge(
+                        quota_message(stored, record.bytes, quota_bytes),
+                        param="file",
+                        code="upload_quota_exceeded",
+                    )
             conn.execute(files.insert().values(**record.__dict__))
+
+    def stored_bytes(self, key_id: str, now: float) -> int:
+        with self._db.read.connect() as conn:
+            return self._stored_bytes(conn, key_id, now)
+
+    @staticmethod
+    def _stored_bytes(conn: sa.Connection, key_id: str, now: float) -> int:
+        query = sa.select(sa.func.coalesce(sa.func.sum(files.c.bytes), 0)).where(
+            files.c.key_id == key_id, files.c.deleted_at.is_(None), files.c.expires_at >= now
+        )
+        return int(conn.execute(query).scalar_one())
+
+    def take_upload_token(self, key_id: str, rate_per_minute: int, now: float) -> None:
+        with self._db.write.begin() as conn:
+            limits = KeyLimits(rate_per_minute=rate_per_minute, burst=rate_per_minute,
+                               max_unfinished=0)  # fmt: skip
+            self._take_token(conn, f"{key_id}/files", limits, now, what="uploads")
 
     def get_file(self, file_id: str, key_id: str | None = None) -> FileRecord | None:
         query = sa.select(files).where(files.c.id == file_id)

@@ -75,16 +75,29 @@ class SqlWebhookStore:
             .order_by(webhook_deliveries.c.next_attempt_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
+            .cte("due")
+            .prefix_with("MATERIALIZED")  # run once: the rows locked are the rows updated
         )
         statement = (
             webhook_deliveries.update()
-            .where(webhook_deliveries.c.id.in_(due.scalar_subquery()))
+            .where(webhook_deliveries.c.id.in_(sa.select(due.c.id)))
             .values(next_attempt_at=now + lease_seconds)
             .returning(*webhook_deliveries.columns)
         )
         with self._db.write.begin() as conn:
             rows = conn.execute(statement).all()
         return [Delivery(**row._mapping) for row in rows]
+
+    def postpone(self, delivery_id: str, next_attempt_at: float) -> None:
+        with self._db.write.begin() as conn:
+            conn.execute(
+                webhook_deliveries.update()
+                .where(
+                    webhook_deliveries.c.id == delivery_id,
+                    webhook_deliveries.c.status == PENDING,
+                )
+                .values(next_attempt_at=next_attempt_at)
+            )
 
     def record_attempt(
         self,

@@ -46,6 +46,7 @@ from r2v.errors import (
 from r2v.gateway.shared import Shared
 from r2v.media.mp4 import summarize
 from r2v.protocol import AUTO_SEED, TaskErrorCode, TaskStatus, is_asset_url, uploaded_file_id
+from r2v.refs.intake import without_paths
 from r2v.tasks.record import TaskRecord
 
 log = logging.getLogger("r2v.gateway")
@@ -434,7 +435,7 @@ class Follow:
             self.record.id,
             self.attempt,
             code=failure.code,
-            message=failure.message,
+            message=without_paths(failure.message, [self._shared.workspaces]),
             now=time.time(),
         )
         if failed:

@@ -72,6 +72,17 @@ def plan_fit(
     return FitPlan("pad", (0, 0, sw, sh), target, output)
 
 
+def fit_scale(
+    source: tuple[int, int], output: tuple[int, int], *, max_crop: float = MAX_CROP_SHARE
+) -> float:
+    """The scale at which a `source` (width, height) picture is drawn when fitted into
+    `output`: a picture shrunk by up to this much before fitting loses no detail."""
+    plan = plan_fit(source, output, max_crop=max_crop)
+    _, _, sw, sh = plan.source_box
+    _, _, tw, th = plan.target_box
+    return max(tw / sw, th / sh)
+
+
 def resize(image: RGBFrame, size: tuple[int, int], *, interpolation: int | None = None) -> RGBFrame:
     """Resize to (width, height): INTER_AREA when shrinking, else `interpolation` or linear."""
     height, width = image.shape[:2]

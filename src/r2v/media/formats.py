@@ -27,7 +27,7 @@ class Format:
     name: FormatName
     kind: MediaKind
     demuxer: str | None
-    """The FFmpeg demuxer to force, or None for images (decoded by Pillow)."""
+    """The FFmpeg demuxer to force, or None for images only Pillow decodes."""
     pillow: str | None = None
     """Pillow's name of the format, for images."""
 
@@ -35,7 +35,8 @@ class Format:
 FORMATS: dict[FormatName, Format] = {
     "jpeg": Format("jpeg", "image", None, "JPEG"),
     "png": Format("png", "image", None, "PNG"),
-    "webp": Format("webp", "image", None, "WEBP"),
+    # FFmpeg decodes a large still WebP with less memory than Pillow (see `load_image`).
+    "webp": Format("webp", "image", "webp_pipe", "WEBP"),
     # MP4 and MOV share one demuxer; a reference video may hold audio too.
     "mp4": Format("mp4", "video", "mov"),
     "mp3": Format("mp3", "audio", "mp3"),

@@ -109,8 +109,8 @@ def _probe_image(path: Path, fmt: Format, deep: bool) -> MediaInfo:
         ) from error
     except (OSError, ValueError, SyntaxError) as error:
         raise ReferenceInvalid(
-            f"the file could not be read as a {fmt.name.upper()} image ({error});"
-            " send an intact JPEG, PNG or WebP"
+            f"the file could not be read as a {fmt.name.upper()} image "
+            f"({_reason(error, path)}); send an intact JPEG, PNG or WebP"
         ) from error
 
 
@@ -147,9 +147,15 @@ def _probe_av(path: Path, fmt: Format, deep: bool) -> MediaInfo:
             )
     except av.error.FFmpegError as error:
         raise ReferenceInvalid(
-            f"the file could not be read as {fmt.name.upper()} ({error});"
+            f"the file could not be read as {fmt.name.upper()} ({_reason(error, path)});"
             " send an intact MP4/MOV video or MP3/WAV audio"
         ) from error
+
+
+def _reason(error: Exception, path: Path) -> str:
+    """What went wrong, without the server's path to the file (FFmpeg and Pillow name it)."""
+    text = getattr(error, "strerror", None) or str(error)
+    return str(text).replace(str(path), "the file").replace(path.name, "the file")
 
 
 def _declared_duration(

@@ -4,8 +4,9 @@ The host is resolved once and every address it resolves to is vetted; the connec
 goes to the vetted address itself (the name is kept for the Host header and TLS), so a
 second lookup cannot swap in a private address. Redirects are followed by hand, each hop
 vetted again. Bodies stream to disk under a byte cap that holds whatever Content-Length
-claims. One deadline bounds everything: the lookup, each connect and read, and a watchdog
-that shuts the socket when it passes, so a server dripping a byte at a time gets nowhere.
+claims. One deadline bounds everything: the lookup, and every connect, read and write of the
+request (headers included: see `deadline.py`), so a server dripping a byte at a time gets
+nowhere.
 Proxies from the environment are never used.
 """
 
@@ -13,25 +14,31 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from r2v.errors import ReferenceFetchFailed, ReferenceInvalid
+from r2v.refs.deadline import deadline_client
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+# IPv6 on the public internet is global unicast (2000::/3), less the ranges in it that are
+# not (protocol assignments, Teredo and ORCHID among them, and documentation). Anything
+# outside 2000::/3 (site-local fec0::/10, unique local, link-local, …) is never public.
+_IPV6_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
+_IPV6_NOT_PUBLIC = tuple(
+    ipaddress.ip_network(net) for net in ("2001::/23", "2001:db8::/32", "3fff::/20")
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,10 @@ def is_public(address: IPAddress) -> bool:
         return False
     # A wrapped IPv4 address is judged as itself: the wrapper's own prefix is never "global".
     candidate = unwrap(address)
+    if isinstance(candidate, ipaddress.IPv6Address) and (
+        candidate not in _IPV6_GLOBAL_UNICAST or any(candidate in net for net in _IPV6_NOT_PUBLIC)
+    ):
+        return False
     return candidate.is_global and not (candidate.is_multicast or candidate.is_reserved)
 
 
@@ -91,6 +102,22 @@ def literal_address(host: str) -> IPAddress | None:
         return ipaddress.IPv4Address(socket.inet_aton(host))
     except (OSError, ValueError):
         return None
+
+
+def _redirect_target(current: str, location: str) -> str:
+    """Where a redirect leads, or `ReferenceFetchFailed` when it is no usable http(s) URL."""
+    try:
+        target = urljoin(current, location)
+        parts = urlsplit(target)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise ReferenceFetchFailed("the server redirected to a malformed URL") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname or "\\" in target:
+        shown = location if len(location) <= 60 else location[:57] + "..."
+        raise ReferenceFetchFailed(
+            f"the server redirected to {shown!r}, which is not an http(s) URL r2v can fetch"
+        )
+    return target
 
 
 def _allow_entry(host: str, port: int) -> str:
@@ -196,19 +223,22 @@ class Fetcher:
         max_bytes: int,
         *,
         check: Callable[[], None] = lambda: None,
+        deadline: float | None = None,
     ) -> Fetched:
         """Download `url` into `dest`; raise `ReferenceFetchFailed` or `ReferenceInvalid`.
 
-        `check` runs as the body arrives; whatever it raises stops the download.
+        `check` runs as the body arrives; whatever it raises stops the download. `deadline`
+        (a `time.monotonic()` value) ends it sooner than the fetcher's own limit would.
         """
-        deadline = time.monotonic() + self.limits.deadline
-        with httpx.Client(trust_env=False, follow_redirects=False) as client:
+        own = time.monotonic() + self.limits.deadline
+        deadline = own if deadline is None else min(own, deadline)
+        with deadline_client(deadline) as client:
             current = url
             for _hop in range(self.limits.max_redirects + 1):
                 response = self._send(client, current, deadline)
                 try:
                     if response.status_code in _REDIRECTS and "location" in response.headers:
-                        current = urljoin(current, response.headers["location"])
+                        current = _redirect_target(current, response.headers["location"])
                         continue
                     if response.status_code != 200:
                         raise ReferenceFetchFailed(
@@ -229,7 +259,7 @@ class Fetcher:
         Raises `ReferenceFetchFailed` when the target may not or cannot be reached.
         """
         deadline = time.monotonic() + timeout
-        with httpx.Client(trust_env=False, follow_redirects=False) as client:
+        with deadline_client(deadline) as client:
             response = self._send(client, url, deadline, method="POST", body=body, headers=headers)
             response.close()
             return response.status_code
@@ -259,22 +289,37 @@ class Fetcher:
             write=min(10.0, left),
             pool=min(5.0, left),
         )
-        request = client.build_request(
-            method,
-            target,
-            content=body,
-            headers={
-                **(headers or {}),
-                "Host": host_header,
-                "User-Agent": self._user_agent,
-                # byte caps count what arrives; nobody should have to inflate a bomb
-                "Accept-Encoding": "identity",
-            },
-            extensions={"sni_hostname": host, "timeout": timeout.as_dict()},
-        )
+        try:
+            request = client.build_request(
+                method,
+                target,
+                content=body,
+                headers={
+                    **(headers or {}),
+                    "Host": host_header,
+                    "User-Agent": self._user_agent,
+                    # byte caps count what arrives; nobody should have to inflate a bomb
+                    "Accept-Encoding": "identity",
+                },
+                extensions={"sni_hostname": host, "timeout": timeout.as_dict()},
+            )
+        except httpx.InvalidURL as exc:
+            raise ReferenceFetchFailed("the URL cannot be requested as written") from exc
         try:
             return client.send(request, stream=True)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            # httpx reads a redirect's Location even when not following it
+            raise ReferenceFetchFailed("the server redirected to a malformed URL") from exc
+        except httpx.RemoteProtocolError as exc:
+            if "location" in str(exc).lower():
+                raise ReferenceFetchFailed("the server redirected to a malformed URL") from exc
+            raise ReferenceFetchFailed(f"could not reach {host}: {exc}") from exc
         except httpx.TimeoutException as exc:
+            if time.monotonic() >= deadline:
+                raise ReferenceFetchFailed(
+                    f"{host} did not answer within the download's time limit "
+                    f"({self.limits.deadline:.0f} s)"
+                ) from exc
             raise ReferenceFetchFailed(f"timed out reaching {host}") from exc
         except httpx.HTTPError as exc:
             raise ReferenceFetchFailed(f"could not reach {host}: {exc}") from exc
@@ -287,61 +332,38 @@ class Fetcher:
         deadline: float,
         check: Callable[[], None],
     ) -> int:
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            # decoding first and counting after is how a 2 KB body becomes gigabytes
+            raise ReferenceFetchFailed(
+                f"the server sent the file encoded ({encoding[:40]}); r2v takes files only "
+                "as they are: serve it without Content-Encoding"
+            )
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_bytes:
+        if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
             raise ReferenceInvalid(too_large(int(declared), max_bytes))
-        watchdog = _Watchdog(response, deadline)
         size = 0
         try:
-            with watchdog, dest.open("wb") as out:
-                for chunk in response.iter_bytes():
+            with dest.open("wb") as out:
+                for chunk in response.iter_raw():
                     size += len(chunk)
                     if size > max_bytes:
                         raise ReferenceInvalid(too_large(size, max_bytes, at_least=True))
-                    if time.monotonic() > deadline:
-                        break
                     check()
                     out.write(chunk)
                     self._on_bytes(len(chunk))
         except httpx.TimeoutException as exc:
+            if time.monotonic() >= deadline:
+                raise ReferenceFetchFailed(
+                    f"the download took longer than {self.limits.deadline:.0f} s: "
+                    "use a faster host or a smaller file"
+                ) from exc
             raise ReferenceFetchFailed(
                 "the server stopped sending the file (read timeout)"
             ) from exc
         except httpx.HTTPError as exc:
-            if not watchdog.fired:
-                raise ReferenceFetchFailed(f"the download broke off: {exc}") from exc
-        if watchdog.fired or time.monotonic() > deadline:
-            raise ReferenceFetchFailed(
-                f"the download took longer than {self.limits.deadline:.0f} s: "
-                "use a faster host or a smaller file"
-            )
+            raise ReferenceFetchFailed(f"the download broke off: {exc}") from exc
         return size
-
-
-class _Watchdog:
-    """Shuts the response's socket when the deadline passes, waking a blocked read."""
-
-    def __init__(self, response: httpx.Response, deadline: float) -> None:
-        stream: Any = response.extensions.get("network_stream")
-        self._socket: socket.socket | None = stream.get_extra_info("socket") if stream else None
-        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
-        self._timer.daemon = True
-        self.fired = False
-
-    def _fire(self) -> None:
-        self.fired = True
-        if self._socket is not None:
-            try:
-                self._socket.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already closed: nothing left to wake
-
-    def __enter__(self) -> _Watchdog:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._timer.cancel()
 
 
 def too_large(size: int, limit: int, *, at_least: bool = False) -> str:

@@ -7,7 +7,10 @@ Every problem fails the task with `reference_fetch_failed` (could not download) 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +33,8 @@ from r2v.protocol import (
 from r2v.refs.fetch import Fetcher, too_large
 from r2v.refs.probe import Prober
 
-# References fetched and probed at once.
-PARALLEL_REFERENCES = 4
+# References probed at once, each in a child process (all of them download at once).
+PARALLEL_PROBES = 4
 # The byte cap of one reference of each kind ("under 50 MB" is for all videos together,
 # checked once they are all in; one alone may not reach it either).
 _CAPS: dict[str, int] = {
@@ -127,11 +130,17 @@ class Intake:
         found: dict[ReferenceKind, list[Reference]] = {"image": [], "video": [], "audio": []}
         if not jobs:
             return References()
-        # Downloads wait on the network and probes on a child process: run a few at once.
-        # The first failure in request order is the one reported; the rest are abandoned.
-        with ThreadPoolExecutor(PARALLEL_REFERENCES, thread_name_prefix="r2v-ref") as pool:
+        # Every download at once, under one deadline for them all: a slow reference costs
+        # the task one deadline, never one per reference. Probes (a child process each)
+        # take turns a few at a time. The first failure in request order is the one
+        # reported; the rest are abandoned.
+        deadline = time.monotonic() + self._fetcher.limits.deadline
+        probes = threading.BoundedSemaphore(PARALLEL_PROBES)
+        with ThreadPoolExecutor(len(jobs), thread_name_prefix="r2v-ref") as pool:
             futures = [
-                pool.submit(self._one, kind, position, url, workspace, key_id, check)
+                pool.submit(
+                    self._one, kind, position, url, workspace, key_id, check, deadline, probes
+                )
                 for kind, position, url in jobs
             ]
             try:
@@ -158,16 +167,20 @@ class Intake:
         workspace: Path,
         key_id: str,
         check: Callable[[], None],
+        deadline: float,
+        probes: threading.BoundedSemaphore,
     ) -> Reference:
         check()
         dest = workspace / f"{kind}-{position + 1}.ref"
-        size = self._obtain(url, dest, key_id, _CAPS[kind], check)
+        size = self._obtain(url, dest, key_id, _CAPS[kind], check, deadline)
         fmt = sniff(dest)
         if fmt is None or fmt.kind != kind:
             article = "an" if fmt and fmt.kind[0] in "aeiou" else "a"
             what = f"{article} {fmt.kind} ({fmt.name.upper()})" if fmt else "not a supported format"
             raise ReferenceInvalid(f"the file is {what}; {kind}_urls takes {_ACCEPTED[kind]}")
-        info = self._prober.probe(dest)
+        with probes:
+            check()
+            info = self._prober.probe(dest)
         if kind == "video" and not info.has_video:
             raise ReferenceInvalid("the file has no video stream; send an MP4 or MOV video")
         if kind == "video" and max(info.width, info.height) > MAX_VIDEO_SIDE:
@@ -186,12 +199,18 @@ class Intake:
         return Reference(kind, position + 1, url, dest, size, info)
 
     def _obtain(
-        self, url: str, dest: Path, key_id: str, cap: int, check: Callable[[], None]
+        self,
+        url: str,
+        dest: Path,
+        key_id: str,
+        cap: int,
+        check: Callable[[], None],
+        deadline: float,
     ) -> int:
         """Put the reference's bytes at `dest`: from storage for uploads, else the network."""
         file_id = uploaded_file_id(url)
         if file_id is None:
-            return self._fetcher.fetch(url, dest, cap, check=check).size
+            return self._fetcher.fetch(url, dest, cap, check=check, deadline=deadline).size
         if not self._uploads.copy_to(key_id, file_id, dest):
             raise ReferenceFetchFailed(
                 f"the uploaded file {file_id} has expired or belongs to another key: "
@@ -201,6 +220,24 @@ class Intake:
         if size > cap:
             raise ReferenceInvalid(too_large(size, cap))
         return size
+
+
+_REFERENCE_FILE = re.compile(r"(image|video|audio)-(\d+)\.ref\b")
+
+
+def without_paths(message: str, roots: Iterable[Path]) -> str:
+    """A task's error message made fit to show: paths under `roots` (the workspaces, the
+    data directory) become what they stand for, `@Video1` for a reference's file."""
+    for root in {str(root) for root in roots} | {str(root.resolve()) for root in roots}:
+        pattern = re.escape(root) + r"""[^\s'"),;]*"""
+        message = re.sub(pattern, lambda found: _stands_for(found.group()), message)
+    # a working file's own name (`video-1.ref`) is the server's business too
+    return _REFERENCE_FILE.sub(lambda found: _stands_for(found.group()), message)
+
+
+def _stands_for(path: str) -> str:
+    found = _REFERENCE_FILE.search(path)
+    return f"@{found.group(1).capitalize()}{found.group(2)}" if found else "a working file"
 
 
 def _check_videos(videos: list[Reference]) -> None:

@@ -1,7 +1,8 @@
 """Probing untrusted media in a child process, so a decoder crash or hang fails one task.
 
-The child runs `python -m r2v.media.probe --deep PATH`, which decodes every frame, with a
-time limit, an address-space limit, no core dumps and a bare environment; whatever it does,
+The child runs the probe of `r2v.media.probe --deep PATH`, which decodes every frame, with a
+time limit, an address-space limit and no core dumps (set by the child on itself, before it
+imports a decoder) and a bare environment; whatever it does,
 the server only reads one line of JSON back. A file that decoded whole in the child is one
 the renderer can decode in the server process.
 """
@@ -9,7 +10,6 @@ the renderer can decode in the server process.
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +18,14 @@ from r2v.errors import ReferenceInvalid
 from r2v.media.probe import MediaInfo
 
 MEMORY_LIMIT_BYTES = 2 * 1024**3
+_CHILD = """
+import resource, sys
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+from r2v.media.probe import main
+raise SystemExit(main(["--deep", sys.argv[2]]))
+"""
 
 
 class Prober:
@@ -29,20 +37,16 @@ class Prober:
         self.timeout_seconds = timeout_seconds
         self.memory_limit_bytes = memory_limit_bytes
 
-    def _limit_child(self) -> None:  # runs in the child between fork and exec
-        limit = self.memory_limit_bytes
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
     def probe(self, path: Path) -> MediaInfo:
         """The file's MediaInfo, or `ReferenceInvalid` saying why it cannot be used."""
         try:
+            # The child limits itself before it imports a decoder: code run between fork
+            # and exec (preexec_fn) is unsafe in a threaded server.
             done = subprocess.run(
-                [sys.executable, "-m", "r2v.media.probe", "--deep", str(path)],
+                [sys.executable, "-c", _CHILD, str(self.memory_limit_bytes), str(path)],
                 capture_output=True,
                 timeout=self.timeout_seconds,
                 env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
-                preexec_fn=self._limit_child,
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:

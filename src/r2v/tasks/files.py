@@ -50,6 +50,22 @@ _ALPHABET = string.ascii_lowercase + string.digits
 _COPY_CHUNK = 1024 * 1024
 
 
+def _size(count: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count} bytes"
+
+
+def quota_message(stored: int, adding: int, quota: int) -> str:
+    """Why an upload does not fit in the key's quota, and what to do instead."""
+    return (
+        f"this API key's upload quota is {_size(quota)} and its unexpired uploads take "
+        f"{_size(stored)}: {_size(adding)} more does not fit; reference files by URL, or wait "
+        "for uploads to expire"
+    )
+
+
 def new_file_id() -> str:
     return "file-" + "".join(secrets.choice(_ALPHABET) for _ in range(24))
 
@@ -66,8 +82,12 @@ class FileService:
         scratch_dir: Path,
         retention_seconds: float,
         signer: LinkSigner | None = None,
+        quota_bytes: int | None = None,
+        rate_per_minute: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._quota = quota_bytes
+        self._rate = rate_per_minute
         self._signer = signer
         self._store = store
         self._blobs = blobs
@@ -76,8 +96,23 @@ class FileService:
         self._retention = retention_seconds
         self._clock = clock
 
+    def admit(self, key_id: str) -> None:
+        """Let the key start an upload, before any of its bytes are read: `RateLimited` when
+        it uploads too often, `PayloadTooLarge` when its stored uploads fill its quota."""
+        now = self._clock()
+        if self._rate is not None:
+            self._store.take_upload_token(key_id, self._rate, now)
+        if self._quota is not None and self._store.stored_bytes(key_id, now) >= self._quota:
+            raise PayloadTooLarge(
+                f"this API key's uploads fill its upload quota of {_size(self._quota)}: "
+                "reference files by URL, or wait for uploads to expire",
+                param="file",
+                code="upload_quota_exceeded",
+            )
+
     def upload(self, key_id: str, stream: BinaryIO, filename: str | None) -> FileRecord:
-        """Store an uploaded reference after checking its real type and size."""
+        """Store an uploaded reference after checking its real type and size (and, with a
+        quota, that it fits in what the key may keep)."""
         self._scratch.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=self._scratch, delete=False) as out:
             partial = Path(out.name)
@@ -112,8 +147,12 @@ class FileService:
                 created_at=now,
                 expires_at=now + self._retention,
             )
-            self._blobs.put(record.blob_key, partial)
-            self._store.insert_file(record)
+            self._store.insert_file(record, quota_bytes=self._quota)
+            try:
+                self._blobs.put(record.blob_key, partial)
+            except Exception:
+                self._store.forget_file(record.id, now)
+                raise
             return record
         finally:
             partial.unlink(missing_ok=True)
@@ -125,12 +164,15 @@ class FileService:
             raise NotFound(f"no uploaded file {file_id} for this API key", code="file_not_found")
         return record
 
-    def content(self, key_id: str, file_id: str) -> BlobLocation:
-        """Where the stored bytes of the key's upload are."""
-        found = self._blobs.locate(self.get(key_id, file_id).blob_key)
+    def content(self, key_id: str, file_id: str) -> tuple[BlobLocation, str]:
+        """Where the stored bytes of the key's upload are, and their (sniffed) media type."""
+        return self._located(self.get(key_id, file_id))
+
+    def _located(self, record: FileRecord) -> tuple[BlobLocation, str]:
+        found = self._blobs.locate(record.blob_key)
         if found is None:
-            raise NotFound(f"the content of {file_id} is gone", code="file_not_found")
-        return found
+            raise NotFound(f"the content of {record.id} is gone", code="file_not_found")
+        return found, MEDIA_TYPES.get(record.format, "application/octet-stream")
 
     def share(self, key_id: str, file_id: str, public_url: str | None) -> str:
         """A URL anyone holding it can read the key's upload at until the upload expires:
@@ -169,10 +211,7 @@ class FileService:
         record = self._store.get_file(file_id) if FILE_ID_PATTERN.match(file_id) else None
         if record is None or record.deleted_at is not None or record.expires_at < self._clock():
             raise NotFound(f"no uploaded file {file_id}", code="file_not_found")
-        found = self._blobs.locate(record.blob_key)
-        if found is None:
-            raise NotFound(f"the content of {file_id} is gone", code="file_not_found")
-        return found, MEDIA_TYPES.get(record.format, "application/octet-stream")
+        return self._located(record)
 
     def copy_to(self, key_id: str, file_id: str, dest: Path) -> bool:
         """Put the key's upload at `dest` for the worker; False when it is not usable."""

@@ -118,9 +118,26 @@ class KeyService:
     def revoke(self, key_id_or_name: str) -> bool:
         """Revoke the active key with this id or name; False when there is none."""
         revoked = self._store.revoke_key(key_id_or_name, self._clock())
+        self.forget()
+        return revoked
+
+    def forget(self) -> None:
+        """Drop every key trusted from memory: a key was revoked (here or elsewhere)."""
         with self._cache_lock:
             self._cache.clear()
-        return revoked
+
+    def watch_revocations(self, stop: threading.Event, every: float = 1.0) -> None:
+        """Until `stop`, look for revocations made by other processes every `every` seconds
+        and forget the trusted keys when there is one."""
+        seen = self._store.revision()
+        while not stop.wait(every):
+            try:
+                latest = self._store.revision()
+            except Exception:  # the database is away: the cache expires on its own
+                continue
+            if latest != seen:
+                seen = latest
+                self.forget()
 
     def cached(self, authorization: str | None) -> ApiKey | None:
         """The key for this header if it was checked moments ago: no I/O, for hot paths."""

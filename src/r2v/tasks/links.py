@@ -74,7 +74,13 @@ class LinkSigner:
 
     def verify(self, path: str, expires: str | None, signature: str | None, now: float) -> None:
         """Raise `LinkInvalid` for a missing or wrong signature, `LinkExpired` when too old."""
-        if not expires or not signature or not expires.isdigit():
+        # a dozen ASCII digits at most: `²` and `①` pass isdigit, and int() refuses them
+        if (
+            not signature
+            or not expires
+            or not (expires.isascii() and expires.isdigit())
+            or len(expires) > 12
+        ):
             raise LinkInvalid("this link is not signed: ask the task again for a fresh link")
         if not _same(self._mac(path, int(expires)), signature):
             raise LinkInvalid("this link's signature does not match: use the link as given")

@@ -275,6 +275,10 @@ class KeyStore(Protocol):
         """Revoke by id (or name); False when no active key matches."""
         ...
 
+    def revision(self) -> float:
+        """A value that changes whenever a key is revoked (the latest revocation's time)."""
+        ...
+
     def get_key(self, key_id: str) -> ApiKey | None:
         """The key with this id, revoked or not."""
         ...
@@ -291,6 +295,10 @@ class WebhookStore(Protocol):
 
     def claim_deliveries(self, now: float, limit: int, lease_seconds: float) -> list[Delivery]:
         """Take due deliveries, pushing their next attempt `lease_seconds` out meanwhile."""
+        ...
+
+    def postpone(self, delivery_id: str, next_attempt_at: float) -> None:
+        """Put a claimed delivery back until `next_attempt_at`, counting no try."""
         ...
 
     def record_attempt(
@@ -315,8 +323,17 @@ class WebhookStore(Protocol):
 class FileStore(Protocol):
     """Records of uploaded references."""
 
-    def insert_file(self, record: FileRecord) -> None:
-        """Store a new upload's record."""
+    def insert_file(self, record: FileRecord, *, quota_bytes: int | None = None) -> None:
+        """Store a new upload's record; `PayloadTooLarge` when it would take the key's
+        unexpired uploads over `quota_bytes`."""
+        ...
+
+    def stored_bytes(self, key_id: str, now: float) -> int:
+        """Bytes of the key's uploads that have not expired."""
+        ...
+
+    def take_upload_token(self, key_id: str, rate_per_minute: int, now: float) -> None:
+        """Count one upload against the key's rate; `RateLimited` when it is spent."""
         ...
 
     def get_file(self, file_id: str, key_id: str | None = None) -> FileRecord | None:

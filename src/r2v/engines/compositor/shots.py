@@ -5,8 +5,9 @@ fast moves in the standard preset), and shows the picture itself, fitted to the 
 a pinned first or last frame; a video shot reads its clip forward at the shot's retimed
 clock and fits each frame by crop or pad; an ambient shot draws seeded gradients. Sources
 open when their shot begins and close when it ends, and `Plates` prepares each picture
-when its first shot opens and lets it go after its last, so memory holds at most the
-pictures of the shots on screen and any shown again later.
+when its first shot opens (or just before the video shots it overlaps) and lets it go
+after its last, so memory holds at most the pictures of the shots on screen and any
+shown again later.
 """
 
 from __future__ import annotations
@@ -86,7 +87,13 @@ def prepare_plate(
 
 class Plates:
     """The image plates of a render: each prepared when its picture's first shot opens,
-    at the tightest zoom any of its shots uses, and dropped after its last shot."""
+    at the tightest zoom any of its shots uses, and dropped after its last shot.
+
+    Preparing a plate may decode a large picture at full size for a moment; so that this
+    never happens while a reference video's decoder is open too, the plates of the image
+    shots that begin during a run of overlapping video shots are prepared just before the
+    run's first video opens (`prepare_ahead`).
+    """
 
     def __init__(self, request: EngineRequest, board: Storyboard) -> None:
         self._request, self._board = request, board
@@ -94,6 +101,16 @@ class Plates:
         self._last: dict[int, int] = {}
         self._rest: set[int] = set()
         self._ready: dict[int, Plate] = {}
+        self._ahead: dict[Shot, list[int]] = {}
+        run: list[int] = []  # the plates to prepare before the current run of videos
+        run_end = 0  # where that run ends: no video is open from here until the next run
+        for shot in board.shots:
+            if shot.kind == "video" and shot.start >= run_end:
+                run, run_end = self._ahead.setdefault(shot, []), shot.end
+            elif shot.kind == "video":
+                run_end = max(run_end, shot.end)
+            elif shot.kind == "image" and shot.start < run_end:
+                run.append(shot.index)
         for number, shot in enumerate(board.shots):
             if shot.kind != "image" or shot.motion is None:
                 continue
@@ -111,6 +128,11 @@ class Plates:
                 rest=index in self._rest,
             )  # fmt: skip
         return self._ready[index]
+
+    def prepare_ahead(self, shot: Shot) -> None:
+        """Prepare the plates that must not be prepared once `shot`, a video, is open."""
+        for index in self._ahead.get(shot, ()):
+            self.take(index)
 
     def release(self, number: int) -> None:
         """Drop the plates no shot after shot `number` uses."""
@@ -159,7 +181,7 @@ class VideoSource:
         self._flags = interpolation(board.preset)
         self._plan: FitPlan | None = None
         try:
-            self._reader = VideoFrameReader(request.videos[shot.index].path)
+            self._reader = VideoFrameReader(request.videos[shot.index].path, draft_size=self._size)
         except ReferenceInvalid as error:
             raise ReferenceInvalid(f"{shot.label}: {error.message}") from error
 
@@ -199,5 +221,6 @@ def open_source(
     if shot.kind == "image":
         return ImageSource(shot, plates.take(shot.index), board)
     if shot.kind == "video":
+        plates.prepare_ahead(shot)
         return VideoSource(shot, request, board)
     return AmbientSource(shot, board)
