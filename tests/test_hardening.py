@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,12 @@ from hypothesis import strategies as st
 
 from r2v import logs
 from r2v.bootstrap import Runtime, build_app, build_runtime
+from r2v.refs.fetch import Fetcher
 from r2v.settings import Settings
 from tests.conftest import METRICS_AUTH, LiveServer, make_settings, wait_for
 from tests.fleet import wait_healthy
 from tests.mediafiles import make_image
-from tests.refserver import RefServer
+from tests.refserver import RefServer, bomb
 from tests.services import free_port
 
 FAST = "seedance-2.0-fast-reference-to-video"
@@ -382,3 +384,26 @@ def test_on_postgres_a_revocation_reaches_every_process_at_once(
     finally:
         first.close()
         second.close()
+
+
+def test_an_allow_list_entry_that_could_never_match_stops_start_up() -> None:
+    with pytest.raises(ValueError, match=r"\[::1\]:9000"):
+        Settings(fetch_allow_hosts="127.0.0.1:8000,::1:9000")
+    assert Settings(fetch_allow_hosts="[::1]:9000").fetch_allow_hosts == ["[::1]:9000"]
+
+
+def test_a_webhook_receiver_answering_with_a_bomb_is_never_inflated(
+    refserver: RefServer,
+) -> None:
+    bomb("gzip, gzip", 500_000_000)  # made before anything is measured
+    fetcher = Fetcher([refserver.host_port])
+    tracemalloc.start()
+    try:
+        status = fetcher.post(
+            refserver.url("/encoded?enc=gzip,%20gzip&bytes=500000000"), b"{}", {}, timeout=5.0
+        )
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert status == 200  # the answer's status is all a delivery reads of it
+    assert peak < 5_000_000, peak

@@ -92,24 +92,24 @@ def claiming(
     """The statement that takes the `limit` oldest pending tasks (of `models`, when given;
     the task `only`, when given): processing, attempt + 1, leased to `owner`, with `values`
     set too; it returns them. Rows another claimer holds are skipped, not waited for."""
-    eligible = _eligible(models)
-    if only is not None:
-        eligible.append(tasks.c.id == only)
+    if only is not None:  # one task, found by its key: no scan of the queue
+        chosen = sa.select(tasks.c.id).where(tasks.c.id == only, tasks.c.status == PENDING)
+    else:
+        chosen = (
+            sa.select(tasks.c.id)
+            .where(*_eligible(models))
+            .order_by(tasks.c.created_at, tasks.c.id)
+            .limit(limit)
+        )
     # A materialized CTE runs exactly once, so the rows it locked are the rows updated (a
     # subquery inside IN may be planned as a join and run again on PostgreSQL, updating
     # fewer rows than it locked).
-    oldest = (
-        sa.select(tasks.c.id)
-        .where(*eligible)
-        .order_by(tasks.c.created_at, tasks.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .cte("oldest")
-        .prefix_with("MATERIALIZED")
-    )
+    oldest = chosen.with_for_update(skip_locked=True).cte("oldest").prefix_with("MATERIALIZED")
+    # (the CTE chose pending rows and locked them: the update needs no second look at the
+    # status, which would also lead SQLite to scan every pending row for these ids)
     return (
         tasks.update()
-        .where(tasks.c.id.in_(sa.select(oldest.c.id)), tasks.c.status == PENDING)
+        .where(tasks.c.id.in_(sa.select(oldest.c.id)))
         .values(
             status=PROCESSING,
             attempt=tasks.c.attempt + 1,

@@ -260,7 +260,9 @@ class Fetcher:
         """
         deadline = time.monotonic() + timeout
         with deadline_client(deadline) as client:
-            response = self._send(client, url, deadline, method="POST", body=body, headers=headers)
+            response = self._send(
+                client, url, deadline, method="POST", body=body, headers=headers, wait=timeout
+            )
             response.close()
             return response.status_code
 
@@ -273,8 +275,12 @@ class Fetcher:
         method: str = "GET",
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
+        wait: float | None = None,
     ) -> httpx.Response:
-        """Send one request to the vetted address of `url`; the body is left to stream."""
+        """Send one request to the vetted address of `url`; the body is left to stream.
+
+        `wait` is how long the answer may take to begin (default: the read timeout).
+        """
         host, address, port = self._vet(url, deadline)
         parts = urlsplit(url)
         literal = f"[{address}]" if address.version == 6 else str(address)
@@ -285,7 +291,7 @@ class Fetcher:
         left = max(0.1, deadline - time.monotonic())
         timeout = httpx.Timeout(
             connect=min(self.limits.connect_timeout, left),
-            read=min(self.limits.read_timeout, left),
+            read=min(self.limits.read_timeout if wait is None else wait, left),
             write=min(10.0, left),
             pool=min(5.0, left),
         )
