@@ -149,8 +149,9 @@ class TaskStore(Protocol):
         now: float,
         models: Sequence[str] | None = None,
     ) -> TaskRecord | None:
-        """Atomically take the oldest pending task (of `models`, when given): processing,
-        attempt + 1, leased to owner."""
+        """Atomically take the next pending task (of `models`, when given): processing,
+        attempt + 1, leased to owner. The next is the oldest of the keys with the fewest
+        renders running (and below the store's per-key cap, if any): fair across keys."""
         ...
 
     def heartbeat(self, task_id: str, attempt: int, lease_expires_at: float) -> bool:
