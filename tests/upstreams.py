@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ def gateway_settings(
     data_dir: Path,
     refserver: RefServer,
     models: dict[str, dict[str, Any]],
-    allow: list[str] = (),  # type: ignore[assignment]
+    allow: Sequence[str] = (),
     **overrides: Any,
 ) -> Settings:
     """Test settings for a server whose `models` go upstream: quick polls, roomy limits."""

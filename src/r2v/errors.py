@@ -24,7 +24,8 @@
     │   └── UpstreamUnavailable     upstream_unavailable: an upstream refused our key or model
     ├── ConfigurationError          the settings ask for what this install cannot do
     │   └── EngineUnavailable       an engine cannot run here: what to install or set
-    └── LeaseLost                   this worker no longer owns the task: stop, write nothing
+    ├── LeaseLost                   this worker no longer owns the task: stop, write nothing
+    └── HandingBack                 the process is stopping: the task goes back to the queue
 
 Messages are written for the user: what happened and what to change.
 """
@@ -154,3 +155,7 @@ class EngineUnavailable(ConfigurationError):
 
 class LeaseLost(R2VError):
     """The worker's lease or attempt no longer matches the task row: another owner has it."""
+
+
+class HandingBack(R2VError):
+    """The worker or gateway is shutting down and gives its task back to the queue."""

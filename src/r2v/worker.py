@@ -25,7 +25,7 @@ from r2v.engines.base import (
     Preset,
     VideoInput,
 )
-from r2v.errors import GenerationTimeout, LeaseLost, R2VError, TaskFailure
+from r2v.errors import GenerationTimeout, HandingBack, LeaseLost, TaskFailure
 from r2v.metrics import Metrics
 from r2v.protocol import FPS, TaskErrorCode
 from r2v.refs.intake import Intake, References, without_paths
@@ -38,10 +38,6 @@ log = logging.getLogger("r2v.worker")
 FETCH_SHARE = (0, 10)
 RENDER_SHARE = (10, 97)
 PROGRESS_WRITE_INTERVAL = 0.5
-
-
-class HandingBack(R2VError):
-    """The worker is shutting down and gives its task back to the queue."""
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,8 @@ from r2v.engines.upstream import (
 from r2v.errors import (
     GenerationFailed,
     GenerationTimeout,
+    HandingBack,
     LeaseLost,
-    R2VError,
     ReferenceFetchFailed,
     ReferenceInvalid,
     ServiceFailure,
@@ -57,10 +57,6 @@ UPSTREAM_SHARE = (10, 96)
 PROGRESS_WRITE_INTERVAL = 0.5
 MALFORMED_LIMIT = 3
 MIRROR_TRIES = 3
-
-
-class HandingBack(R2VError):
-    """The gateway is shutting down: the task goes back to the queue, to be resumed."""
 
 
 class Follow:
