@@ -267,7 +267,7 @@ class _Handler(BaseHTTPRequestHandler):
         if scripted is not None:
             self._send(scripted, _error("ServerOverloaded", "try again later", "ServiceError"))
             return
-        problem = _check_create(body)
+        problem = check_create(body)
         if problem is not None:
             self._send(*problem)
             return
@@ -362,7 +362,7 @@ class _Handler(BaseHTTPRequestHandler):
         return task
 
 
-def _check_create(body: Any) -> tuple[int, dict[str, Any]] | None:
+def check_create(body: Any) -> tuple[int, dict[str, Any]] | None:
     """Ark's refusals of a create body, or None when it is acceptable."""
     if not isinstance(body, dict):
         return 400, _error("InvalidParameter", "the body is not a JSON object")

@@ -3,7 +3,8 @@
 `drop_next` answers of a path are swallowed: the request reaches the server (and does its
 work), then the client's connection is cut before any byte of the response, exactly as a
 network failure after the server acted would look. `truncate_next` answers are cut halfway
-through the body instead.
+through the body instead, and `fail_next` answers are replaced by a 502 from the proxy (a
+gateway that lost the server's answer after the server acted).
 """
 
 from __future__ import annotations
@@ -33,9 +34,13 @@ class _Handler(BaseHTTPRequestHandler):
         route = (self.command, self.path.split("?")[0])
         drop = self.server.take(self.server.drop_next, route)
         truncate = self.server.take(self.server.truncate_next, route)
+        fail = self.server.take(self.server.fail_next, route)
         if drop:
             self.close_connection = True
             self.connection.close()
+            return
+        if fail:
+            self._bad_gateway()
             return
         self.send_response(upstream.status_code)
         for key, value in upstream.headers.items():
@@ -50,6 +55,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.close()
 
+    def _bad_gateway(self) -> None:
+        body = b'{"error": {"code": "bad_gateway", "message": "the proxy lost the answer"}}'
+        self.send_response(502)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     do_GET = do_POST = do_DELETE = _forward  # noqa: N815
 
 
@@ -61,6 +74,7 @@ class FlakyProxy(ThreadingHTTPServer):
         self.upstream = upstream
         self.drop_next: dict[tuple[str, str], int] = {}
         self.truncate_next: dict[tuple[str, str], int] = {}
+        self.fail_next: dict[tuple[str, str], int] = {}
         self.forwarded: list[tuple[str, str]] = []
         self.ranges: list[str | None] = []
         self.lock = threading.Lock()

@@ -338,3 +338,20 @@ def decoded_audio(path: Path) -> tuple[NDArray[np.float32], int]:
                 samples = samples.reshape(-1, len(frame.layout.channels)).T
             chunks.append(samples)
     return np.concatenate(chunks, axis=1), rate
+
+
+def fitted(path: Path, size: tuple[int, int]) -> NDArray[np.uint8]:
+    """A picture as a pinned frame of `size` shows it: centre-cropped to the output's shape
+    and resized."""
+    picture = np.asarray(Image.open(path).convert("RGB"))
+    height, width = picture.shape[:2]
+    keep_w = min(width, round(height * size[0] / size[1]))
+    keep_h = min(height, round(width * size[1] / size[0]))
+    left, top = (width - keep_w) // 2, (height - keep_h) // 2
+    crop = picture[top : top + keep_h, left : left + keep_w]
+    return cv2.resize(crop, size, interpolation=cv2.INTER_AREA)  # type: ignore[return-value]
+
+
+def difference(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> float:
+    """The mean absolute difference of two frames, per channel value (0-255)."""
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())

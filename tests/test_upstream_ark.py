@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -245,6 +246,30 @@ def test_cancel_is_forwarded_and_a_late_result_is_never_mirrored(
                 later = client.get(f"/v1/tasks/{task_id}").json()
             blobs = list((tmp_path / "data" / "blobs").rglob("*.mp4"))
     assert later["status"] == "failed" and later["error"]["code"] == "request_cancelled"
+    assert blobs == []
+
+
+def test_deleting_a_task_through_another_door_cancels_it_upstream(
+    tmp_path: Path, refserver: RefServer, media_dir: Path
+) -> None:
+    # OpenAI's DELETE cancels and then deletes the row: the gateway that held the task
+    # finds it gone, and cancels what it sent upstream
+    with FakeArk(media_dir / "clip.mp4", queue_seconds=4.0, run_seconds=0.3) as ark:
+        with ark_gateway(tmp_path / "data", refserver, ark) as (server, auth):
+            with httpx.Client(base_url=server.url, headers=auth, timeout=30) as client:
+                task_id = create(client)
+                eventually(lambda: len(ark.creates) == 1 and ark.gets)
+                deleted = client.delete(f"/v1/videos/{task_id}")
+                assert deleted.json() == {"id": task_id, "object": "video.deleted", "deleted": True}
+                eventually(lambda: ark.deletes == [next(iter(ark.tasks))], timeout=10)
+                gone = [client.get(path).status_code for path in (
+                    f"/v1/tasks/{task_id}",
+                    f"/v1/videos/{task_id}",
+                    f"/api/v3/contents/generations/tasks/{task_id}",
+                )]  # fmt: skip
+                time.sleep(1.0)  # the upstream's (cancelled) task is never mirrored
+            blobs = list((tmp_path / "data" / "blobs").rglob("*.mp4"))
+    assert gone == [404, 404, 404]
     assert blobs == []
 
 

@@ -48,6 +48,7 @@ from r2v.tasks.keys import CreatedKey, KeyService
 from r2v.tasks.links import LinkSigner, callback_path
 from r2v.tasks.ports import BlobStore, KeyLimits
 from r2v.tasks.service import TaskService
+from r2v.tasks.stills import Stills
 from r2v.webhooks import WebhookConfig, WebhookSender
 from r2v.worker import Housekeeper, ModelRoute, Worker, WorkerConfig
 
@@ -418,6 +419,7 @@ def build_runtime(settings: Settings, engines: Sequence[str] | None = None) -> R
         on_created=lambda: runtime.new_task(),  # the runtime is built below
         asset_models=frozenset(upstreams),
         on_upstream_news=upstream_news,
+        stills=Stills(blobs, data / "stills"),
     )
     intake = Intake(fetcher, Prober(settings.probe_timeout_seconds), files)
     config = WorkerConfig(
@@ -543,6 +545,7 @@ def build_app(runtime: Runtime) -> FastAPI:
         ),
         allowed_hosts=frozenset(runtime.settings.allowed_hosts),
         max_streams_per_key=runtime.settings.max_streams_per_key,
+        ark_retry_window_seconds=runtime.settings.ark_retry_window_seconds,
         ready=runtime.ready,
     )
     return create_app(services, on_startup=runtime.start, on_shutdown=runtime.stop)

@@ -192,6 +192,23 @@ class CreateVideoRequest(BaseModel):
     callback_url: str | None = Field(
         None, max_length=MAX_URL_CHARS, description="EXT: where to POST the finished task."
     )
+    first_frame_image: StrictInt | None = Field(
+        None,
+        ge=1,
+        le=MAX_IMAGES,
+        description="EXT: the image (1-based, in image_urls) the video opens on, exactly, as "
+        "Ark's `first_frame` role; a prompt's own wording (\"@Image1 as the first frame\") "
+        "pins frames too.",
+    )
+    last_frame_image: StrictInt | None = Field(
+        None,
+        ge=1,
+        le=MAX_IMAGES,
+        description="EXT: the image (1-based, in image_urls) the video ends on, exactly.",
+    )
+    return_last_frame: StrictBool = Field(
+        False, description="EXT: also offer a PNG of the video's last frame (Ark's option)."
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -309,6 +309,14 @@ class Settings(BaseSettings):
     max_streams_per_key: int = Field(
         10, ge=1, description="Event streams (`GET /v1/tasks/{id}/events`) a key may hold open."
     )
+    ark_retry_window_seconds: float = Field(
+        120.0,
+        ge=0,
+        description="On the Ark door, a create with the same body as one of the key's last "
+        "this many seconds answers that task: the Ark SDKs resend a create after a 5xx or a "
+        "timeout, with nothing that tells the resend apart. 0: every create is a new task "
+        "(an `Idempotency-Key` header always works).",
+    )
     max_running_per_key: int | None = Field(
         None,
         ge=1,

@@ -31,6 +31,7 @@ from r2v.protocol import FPS, TaskErrorCode
 from r2v.refs.intake import Intake, References, without_paths
 from r2v.tasks.ports import BlobStore, TaskStore
 from r2v.tasks.record import TaskRecord
+from r2v.tasks.stills import blob_keys, result_key
 
 log = logging.getLogger("r2v.worker")
 
@@ -77,6 +78,9 @@ def build_engine_request(record: TaskRecord, refs: References, preset: Preset) -
             for r in refs.videos
         ),
         audios=tuple(AudioInput(r.path, r.info.duration) for r in refs.audios),
+        # The wire numbers images from 1, as `@Image1` does; the engine indexes `images`.
+        first_frame=None if request.first_frame_image is None else request.first_frame_image - 1,
+        last_frame=None if request.last_frame_image is None else request.last_frame_image - 1,
     )
 
 
@@ -288,7 +292,7 @@ class Worker:
         request = build_engine_request(record, refs, route.preset)
         result = route.engine.generate(request, context.stage(RENDER_SHARE))
         context.check()
-        key = f"results/{record.id}/video.mp4"
+        key = result_key(record.id)
         self._blobs.put(key, result.path)
         now = time.time()
         completed = self._store.complete(
@@ -298,9 +302,11 @@ class Worker:
             video_duration=round(result.frames / FPS),
             now=now,
             result_expires_at=now + self._config.retention_seconds,
+            size=(result.width, result.height),
         )
         if not completed:
-            # Another attempt owns the task now; its result is the one that counts.
+            # Another attempt owns the task now (or the task was deleted); its result is the
+            # one that counts.
             self._blobs.delete(key)
             raise LeaseLost(f"lost the lease on {record.id} before completing")
         log.info("task %s completed in attempt %d", record.id, record.attempt)
@@ -355,7 +361,8 @@ class Housekeeper:
         now = self._clock() if now is None else now
         while expired := self._store.expired_results(now):
             for task_id, key in expired:
-                self._blobs.delete(key)
+                for owned in {key, *blob_keys(task_id)}:  # the video and its pictures
+                    self._blobs.delete(owned)
                 self._store.forget_result(task_id)
                 log.info("task %s: result deleted after the retention period", task_id)
         if deleted := self._sweep_uploads(now):

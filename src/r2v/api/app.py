@@ -21,15 +21,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import r2v
 from r2v import logs
-from r2v.api.errors import error_response, install_error_handlers
+from r2v.api.ark import ark
+from r2v.api.errors import door_of, error_response, install_error_handlers
 from r2v.api.gate import Gate
 from r2v.api.polls import TaskPolls
 from r2v.api.reads import TaskReads
 from r2v.api.routes import public, v1
 from r2v.api.services import ApiServices
 from r2v.api.streaming import StreamSlots
+from r2v.api.videos import videos
 from r2v.metrics import Metrics
 
+UPLOAD_PATHS = frozenset({"/v1/files", "/v1/videos"})
+"""Where a body may carry a file (an upload, or OpenAI's `input_reference`): the upload cap."""
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _ids = random.Random()
 
@@ -57,13 +61,16 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = ""
+        incoming = client = ""
         declared = b""
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
+            elif name == b"x-client-request-id":  # the Ark SDKs' own id of each request
+                client = value.decode("latin-1")
             elif name == b"content-length":
                 declared = value
+        incoming = incoming or client
         # an id to correlate logs, not a secret: no need for the system's entropy pool
         request_id = (
             incoming if _SAFE_REQUEST_ID.match(incoming) else f"{_ids.getrandbits(64):016x}"
@@ -73,7 +80,7 @@ class RequestContext:
         started = time.perf_counter()
         status = 500
 
-        cap = self.max_upload_bytes if scope["path"] == "/v1/files" else self.max_body_bytes
+        cap = self.max_upload_bytes if scope["path"] in UPLOAD_PATHS else self.max_body_bytes
         if declared.isdigit() and int(declared) > cap:
             await self._too_large(cap, scope, receive, send)
             return
@@ -118,7 +125,8 @@ class RequestContext:
         timer.observe(seconds)
 
     async def _too_large(self, cap: int, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(413, "request_too_large", _too_large_message(cap))
+        door = door_of(scope["path"])
+        response = error_response(413, "request_too_large", _too_large_message(cap), door=door)
         await response(scope, receive, send)
 
 
@@ -127,7 +135,7 @@ def _too_large_message(cap: int) -> str:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The schema, with the bearer scheme on every /v1 operation (checked by `api_key`)."""
+    """The schema, with the bearer scheme on every /v1 and Ark operation (`api_key`)."""
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(
@@ -137,7 +145,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         "bearer": {"type": "http", "scheme": "bearer"}
     }
     for path, operations in schema["paths"].items():
-        if path.startswith("/v1/"):
+        if path.startswith(("/v1/", "/api/v3/")):
             for operation in operations.values():
                 operation["security"] = [{"bearer": []}]
     app.openapi_schema = schema
@@ -203,5 +211,7 @@ def create_app(
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     app.include_router(v1)
+    app.include_router(videos)
+    app.include_router(ark)
     app.include_router(public)
     return app

@@ -3,8 +3,8 @@
 Two checks, in front of the framework (and of the pollers' path):
 - the `Host` header, when the server is told which names it answers to
   (`R2V_ALLOWED_HOSTS`): links are built from it whenever `R2V_PUBLIC_URL` is not set;
-- the API key of every `/v1` request that carries a body, so a stranger cannot make the
-  server read (and spool) megabytes only to be told 401.
+- the API key of every `/v1` (and Ark `/api/v3`) request that carries a body, so a stranger
+  cannot make the server read (and spool) megabytes only to be told 401.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Collection
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from r2v.api.errors import exception_response
+from r2v.api.errors import ARK_PREFIX, door_of, exception_response
 from r2v.api.polls import authenticate
 from r2v.errors import InvalidRequest
 from r2v.tasks.keys import KeyService
@@ -43,13 +43,14 @@ class Gate:
             path: str = scope["path"]
             if (
                 scope["method"] in _BODY_METHODS
-                and path.startswith("/v1/")
+                and path.startswith(("/v1/", ARK_PREFIX))
                 and not path.startswith(_OPEN_PREFIXES)
             ):
                 await authenticate(self._keys, scope)  # cached afterwards, for the route
         except Exception as exc:
             request_id = scope.get("state", {}).get("request_id", "-")
-            await exception_response(exc, request_id)(scope, receive, send)
+            door = door_of(scope["path"])
+            await exception_response(exc, request_id, door)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 

@@ -178,7 +178,7 @@ def get_file(file_id: str, request: Request, key: Key, svc: Services) -> FileObj
     return svc.files.to_wire(svc.files.get(key.id, file_id), svc.base_url(request.scope))
 
 
-def _serve(found: BlobLocation, media_type: str, filename: str | None = None) -> Response:
+def serve_blob(found: BlobLocation, media_type: str, filename: str | None = None) -> Response:
     # local disk: the file itself (with Range); object storage: a short presigned redirect
     if found.path is not None:
         return FileResponse(found.path, media_type=media_type, filename=filename)
@@ -192,7 +192,7 @@ def get_file_content(file_id: str, key: Key, svc: Services) -> Response:
 
 
 def _serve_upload(found: BlobLocation, media_type: str) -> Response:
-    response = _serve(found, media_type)
+    response = serve_blob(found, media_type)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
@@ -211,7 +211,22 @@ def download_result(
 ) -> Response:
     """The finished video behind a signed link (HTTP Range supported)."""
     found = svc.tasks.result_location(task_id, expires, signature)
-    return _serve(found, "video/mp4", f"{task_id}.mp4")
+    return serve_blob(found, "video/mp4", f"{task_id}.mp4")
+
+
+@public.head("/results/{task_id}/last_frame.png", include_in_schema=False)
+@public.get(
+    "/results/{task_id}/last_frame.png", response_class=FileResponse, include_in_schema=False
+)
+def download_last_frame(
+    task_id: str,
+    svc: Services,
+    expires: str | None = None,
+    signature: str | None = None,
+) -> Response:
+    """The PNG of a video's last frame behind a signed link (Ark's `return_last_frame`)."""
+    found, media_type = svc.tasks.shared_last_frame(task_id, expires, signature)
+    return serve_blob(found, media_type, f"{task_id}-last-frame.png")
 
 
 @public.head("/files/{file_id}/content", include_in_schema=False)

@@ -30,6 +30,8 @@ class ApiServices:
     allowed_hosts: frozenset[str] = frozenset()
     """The `Host` names the API answers to; empty: any."""
     max_streams_per_key: int = 10
+    ark_retry_window_seconds: float = 120.0
+    """Ark creates with one body within this window are one task (the SDK's resends)."""
     ready: Callable[[], None] = lambda: None
     """Raises when the database or the storage cannot be used (for /readyz)."""
 

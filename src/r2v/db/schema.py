@@ -50,6 +50,11 @@ tasks = sa.Table(
     sa.Column("upstream_ref", sa.String(200), nullable=True),
     sa.Column("upstream_since", sa.Float, nullable=True),
     sa.Column("upstream_usage", sa.Text, nullable=True),
+    # the size of the finished video (an `adaptive` ratio is decided while rendering)
+    sa.Column("video_width", sa.Integer, nullable=True),
+    sa.Column("video_height", sa.Integer, nullable=True),
+    # the task this one remixes (OpenAI's `remixed_from_video_id`)
+    sa.Column("remixed_from", sa.String(40), nullable=True),
     # the claim query: oldest pending first
     sa.Index("ix_tasks_status_created", "status", "created_at"),
     # a key's tasks, newest first

@@ -14,12 +14,20 @@ from typing import Any
 import sqlalchemy as sa
 
 from r2v.db.connect import Database
-from r2v.db.schema import api_keys, files, idempotency_keys, rate_buckets, tasks
+from r2v.db.schema import (
+    api_keys,
+    files,
+    idempotency_keys,
+    rate_buckets,
+    tasks,
+    webhook_attempts,
+    webhook_deliveries,
+)
 from r2v.db.webhooks import enqueue_webhooks
 from r2v.errors import Conflict, PayloadTooLarge, RateLimited
 from r2v.protocol import TaskErrorCode, TaskStatus
 from r2v.tasks.files import quota_message
-from r2v.tasks.ports import FileRecord, Idempotency, KeyLimits, ReapOutcome
+from r2v.tasks.ports import FileRecord, Idempotency, KeyLimits, ReapOutcome, TaskQuery
 from r2v.tasks.record import UPSTREAM_WAITING, TaskRecord
 
 FAIR_WINDOW = 256
@@ -243,21 +251,85 @@ class SqlStore:
             )
 
     def list_tasks(
-        self, key_id: str, limit: int, before: TaskRecord | None, status: str | None
+        self,
+        key_id: str,
+        limit: int,
+        before: TaskRecord | None,
+        status: str | None,
+        *,
+        oldest_first: bool = False,
     ) -> list[TaskRecord]:
         query = sa.select(tasks).where(tasks.c.key_id == key_id)
         if status is not None:
             query = query.where(_wire_status_is(status))
         if before is not None:
-            query = query.where(
-                sa.or_(
-                    tasks.c.created_at < before.created_at,
-                    sa.and_(tasks.c.created_at == before.created_at, tasks.c.id < before.id),
+            # `before` in the listing's order: older when newest first, newer when oldest
+            if oldest_first:
+                query = query.where(
+                    sa.or_(
+                        tasks.c.created_at > before.created_at,
+                        sa.and_(tasks.c.created_at == before.created_at, tasks.c.id > before.id),
+                    )
                 )
-            )
-        query = query.order_by(tasks.c.created_at.desc(), tasks.c.id.desc()).limit(limit)
+            else:
+                query = query.where(
+                    sa.or_(
+                        tasks.c.created_at < before.created_at,
+                        sa.and_(tasks.c.created_at == before.created_at, tasks.c.id < before.id),
+                    )
+                )
+        order: tuple[sa.ColumnElement[Any], ...] = (tasks.c.created_at, tasks.c.id)
+        if not oldest_first:
+            order = (tasks.c.created_at.desc(), tasks.c.id.desc())
+        query = query.order_by(*order).limit(limit)
         with self._db.read.connect() as conn:
             return [to_record(row) for row in conn.execute(query)]
+
+    def find_tasks(
+        self, key_id: str, query: TaskQuery, offset: int, limit: int
+    ) -> tuple[int, list[TaskRecord]]:
+        where: list[sa.ColumnElement[bool]] = [tasks.c.key_id == key_id]
+        if query.status is not None:
+            where.append(_wire_status_is(query.status))
+        if query.cancelled is not None:
+            cancelled = tasks.c.error_code == TaskErrorCode.REQUEST_CANCELLED.value
+            where.append(sa.and_(tasks.c.error_code.is_not(None), cancelled))
+            if not query.cancelled:
+                where[-1] = sa.or_(tasks.c.error_code.is_(None), sa.not_(cancelled))
+        if query.has_result is not None:
+            present = tasks.c.result_key.is_not(None)
+            where.append(present if query.has_result else sa.not_(present))
+        if query.ids is not None:
+            where.append(tasks.c.id.in_(list(query.ids)))
+        if query.models is not None:
+            where.append(tasks.c.model.in_(list(query.models)))
+        counted = sa.select(sa.func.count()).select_from(tasks).where(*where)
+        page = (
+            sa.select(tasks)
+            .where(*where)
+            .order_by(tasks.c.created_at.desc(), tasks.c.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        with self._db.read.connect() as conn:
+            total = int(conn.execute(counted).scalar_one())
+            return total, [to_record(row) for row in conn.execute(page)]
+
+    def delete_task(self, task_id: str, key_id: str) -> TaskRecord | None:
+        with self._db.write.begin() as conn:
+            row = conn.execute(_OWN_TASK, {"task_id": task_id, "key_id": key_id}).first()
+            if row is None:
+                return None
+            deliveries = sa.select(webhook_deliveries.c.id).where(
+                webhook_deliveries.c.task_id == task_id
+            )
+            conn.execute(
+                webhook_attempts.delete().where(webhook_attempts.c.delivery_id.in_(deliveries))
+            )
+            conn.execute(webhook_deliveries.delete().where(webhook_deliveries.c.task_id == task_id))
+            conn.execute(idempotency_keys.delete().where(idempotency_keys.c.task_id == task_id))
+            conn.execute(tasks.delete().where(tasks.c.id == task_id))
+        return to_record(row)
 
     def owns(self, task_id: str, attempt: int) -> bool:
         with self._db.read.connect() as conn:
@@ -369,7 +441,9 @@ class SqlStore:
         video_duration: int,
         now: float,
         result_expires_at: float,
+        size: tuple[int, int] | None = None,
     ) -> bool:
+        width, height = size or (None, None)
         return self._update(
             fenced(task_id, attempt),
             finishes=task_id,
@@ -377,6 +451,8 @@ class SqlStore:
             progress=100,
             result_key=result_key,
             video_duration=video_duration,
+            video_width=width,
+            video_height=height,
             result_expires_at=result_expires_at,
             finished_at=now,
             updated_at=now,

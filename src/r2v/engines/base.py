@@ -71,6 +71,17 @@ class EngineRequest:
     images: tuple[ImageInput, ...] = ()
     videos: tuple[VideoInput, ...] = ()
     audios: tuple[AudioInput, ...] = ()
+    first_frame: int | None = None
+    """0-based index into `images` of the picture the video must open on, exactly; it wins
+    over a first frame the prompt's wording pins ("@Image1 as the first frame")."""
+    last_frame: int | None = None
+    """0-based index into `images` of the picture the video must end on, exactly (it may be
+    `first_frame` too: the video then opens and closes on it)."""
+
+    def __post_init__(self) -> None:
+        for name, index in (("first_frame", self.first_frame), ("last_frame", self.last_frame)):
+            if index is not None and not 0 <= index < len(self.images):
+                raise ValueError(f"{name} {index} names no image of {len(self.images)}")
 
 
 @dataclass(frozen=True)

@@ -44,10 +44,11 @@ from r2v.errors import (
     UpstreamUnavailable,
 )
 from r2v.gateway.shared import Shared
-from r2v.media.mp4 import summarize
+from r2v.media.mp4 import Mp4Summary, summarize
 from r2v.protocol import AUTO_SEED, TaskErrorCode, TaskStatus, is_asset_url, uploaded_file_id
 from r2v.refs.intake import without_paths
 from r2v.tasks.record import TaskRecord
+from r2v.tasks.stills import result_key
 
 log = logging.getLogger("r2v.gateway")
 
@@ -194,6 +195,9 @@ class Follow:
                 image_urls=urls("image", request.image_urls),
                 video_urls=urls("video", request.video_urls),
                 audio_urls=urls("audio", request.audio_urls),
+                first_frame_image=request.first_frame_image,
+                last_frame_image=request.last_frame_image,
+                return_last_frame=request.return_last_frame,
             )
 
         return await shared.db(build)
@@ -266,7 +270,7 @@ class Follow:
         assert done.video_url is not None
         for attempt in range(1, MIRROR_TRIES + 1):
             try:
-                path, seconds = await shared.work(self._download, done.video_url)
+                path, summary = await shared.work(self._download, done.video_url)
                 break
             except ReferenceFetchFailed as exc:
                 if attempt == MIRROR_TRIES:
@@ -279,11 +283,12 @@ class Follow:
                 raise GenerationFailed(
                     f"{target.name} finished the task, but its video is unusable: {exc.message}"
                 ) from exc
-        key = f"results/{record.id}/video.mp4"
+        key = result_key(record.id)
         await shared.work(shared.blobs.put, key, path)
         usage = json.dumps(done.usage, separators=(",", ":")) if done.usage else None
         await self._write(usage=usage, seed=done.seed)
         now = time.time()
+        seconds = summary.duration
         duration = round(seconds) if seconds > 0 else max(record.video_duration, 1)
         completed = await shared.db(
             shared.store.complete,
@@ -293,6 +298,7 @@ class Follow:
             video_duration=max(duration, 1),
             now=now,
             result_expires_at=now + shared.config.retention_seconds,
+            size=(summary.width, summary.height) if summary.width and summary.height else None,
         )
         if not completed:
             await shared.work(shared.blobs.delete, key)
@@ -305,7 +311,7 @@ class Follow:
         if isinstance(tokens, int) and tokens > 0 and shared.metrics is not None:
             shared.metrics.upstream_tokens.labels(record.model, target.label).inc(tokens)
 
-    def _download(self, url: str) -> tuple[Path, float]:
+    def _download(self, url: str) -> tuple[Path, Mp4Summary]:
         """Fetch and check the upstream's video (in a worker thread): an MP4 with a picture.
 
         Its boxes are read, nothing is decoded: r2v keeps the file as it came.
@@ -314,7 +320,7 @@ class Follow:
         self._workspace.mkdir(parents=True, exist_ok=True)
         dest = self._workspace / "upstream.mp4"
         shared.fetcher.fetch(url, dest, shared.config.max_video_bytes, check=self.check)
-        return dest, summarize(dest).duration
+        return dest, summarize(dest)
 
     # reporting ---------------------------------------------------------------------------
 
@@ -395,11 +401,11 @@ class Follow:
             raise
 
     async def _after_loss(self) -> None:
-        """The task was taken from us: if it was cancelled, cancel it upstream too."""
+        """The task was taken from us: if it was cancelled (or deleted), cancel it upstream
+        too."""
         record = await self._shared.db(self._shared.store.get, self.record.id)
-        cancelled = (
-            record is not None
-            and record.status is TaskStatus.FAILED
+        cancelled = record is None or (
+            record.status is TaskStatus.FAILED
             and record.error_code == TaskErrorCode.REQUEST_CANCELLED.value
         )
         if not cancelled:

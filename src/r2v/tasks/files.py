@@ -232,6 +232,11 @@ class FileService:
             return f"{file_id} is {article} {record.kind} file: put it in {record.kind}_urls"
         return None
 
+    def discard(self, record: FileRecord) -> None:
+        """Delete an upload at once (one that came with a create that was then refused)."""
+        self._blobs.delete(record.blob_key)
+        self._store.forget_file(record.id, self._clock())
+
     def sweep(self, now: float | None = None) -> int:
         """Delete uploads past their expiry (as of `now`); how many were deleted."""
         now = self._clock() if now is None else now

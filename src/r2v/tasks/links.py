@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from r2v.errors import LinkExpired, LinkInvalid
 
 RESULT_PATH = "/results/{task_id}/video.mp4"
+LAST_FRAME_PATH = "/results/{task_id}/last_frame.png"
 SHARED_FILE_PATH = "/files/{file_id}/content"
 CALLBACK_PATH = "/v1/upstream/ark/callback/{token}"
 
@@ -21,6 +22,11 @@ CALLBACK_PATH = "/v1/upstream/ark/callback/{token}"
 def result_path(task_id: str) -> str:
     """The server-relative path of a task's video."""
     return RESULT_PATH.format(task_id=task_id)
+
+
+def last_frame_path(task_id: str) -> str:
+    """The server-relative path of the PNG of a task's last frame."""
+    return LAST_FRAME_PATH.format(task_id=task_id)
 
 
 def callback_path(token: str) -> str:

@@ -104,6 +104,20 @@ class ReapOutcome:
     failed: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class TaskQuery:
+    """Which of a key's tasks a filtered listing wants; a field left None does not filter."""
+
+    status: str | None = None
+    """The status a client sees (an upstream task waiting upstream is `pending`)."""
+    cancelled: bool | None = None
+    """Failed by a cancel (True), or by anything else (False)."""
+    has_result: bool | None = None
+    """Whether a completed task's video is still kept (False: deleted by retention)."""
+    ids: tuple[str, ...] | None = None
+    models: tuple[str, ...] | None = None
+
+
 class TaskStore(Protocol):
     """Durable task rows, doubling as the work queue."""
 
@@ -125,9 +139,26 @@ class TaskStore(Protocol):
         ...
 
     def list_tasks(
-        self, key_id: str, limit: int, before: TaskRecord | None, status: str | None
+        self,
+        key_id: str,
+        limit: int,
+        before: TaskRecord | None,
+        status: str | None,
+        *,
+        oldest_first: bool = False,
     ) -> list[TaskRecord]:
-        """The key's tasks, newest first, older than `before` when given."""
+        """The key's tasks, newest first (or oldest first), after `before` in that order."""
+        ...
+
+    def find_tasks(
+        self, key_id: str, query: TaskQuery, offset: int, limit: int
+    ) -> tuple[int, list[TaskRecord]]:
+        """How many of the key's tasks match `query`, and a page of them, newest first."""
+        ...
+
+    def delete_task(self, task_id: str, key_id: str) -> TaskRecord | None:
+        """Delete the key's task with its webhooks and idempotency keys; the row as it
+        was, or None when the key has no such task. Its blobs are the caller's to delete."""
         ...
 
     def owns(self, task_id: str, attempt: int) -> bool:
@@ -173,8 +204,10 @@ class TaskStore(Protocol):
         video_duration: int,
         now: float,
         result_expires_at: float,
+        size: tuple[int, int] | None = None,
     ) -> bool:
-        """Mark completed with its stored result; False when the attempt is stale."""
+        """Mark completed with its stored result (and the video's (width, height)); False
+        when the attempt is stale."""
         ...
 
     def fail(

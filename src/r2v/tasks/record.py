@@ -73,6 +73,11 @@ class TaskRecord:
     """When the task was (first) sent upstream: its time limit counts from here."""
     upstream_usage: str | None = None
     """The upstream's usage of the task, as JSON, once it reported one."""
+    video_width: int | None = None
+    """The finished video's width in pixels (None until completed)."""
+    video_height: int | None = None
+    remixed_from: str | None = None
+    """The task this one was remixed from (`POST /v1/videos/{id}/remix`), if any."""
 
     @cached_property
     def request(self) -> CreateVideoRequest:

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
+import tempfile
 import time
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from r2v.errors import (
     Conflict,
@@ -23,6 +27,7 @@ from r2v.errors import (
 from r2v.protocol import (
     AUTO_SEED,
     MAX_REFERENCES,
+    OUTPUT_SIZES,
     CreateVideoRequest,
     TaskError,
     TaskErrorCode,
@@ -37,9 +42,22 @@ from r2v.protocol import (
     uploaded_file_id,
 )
 from r2v.tasks.files import FileService
-from r2v.tasks.links import LinkSigner, result_path
-from r2v.tasks.ports import ApiKey, BlobLocation, BlobStore, Idempotency, KeyLimits, TaskStore
+from r2v.tasks.links import LinkSigner, last_frame_path, result_path
+from r2v.tasks.ports import (
+    ApiKey,
+    BlobLocation,
+    BlobStore,
+    Idempotency,
+    KeyLimits,
+    TaskQuery,
+    TaskStore,
+)
 from r2v.tasks.record import TaskRecord, new_task_id
+from r2v.tasks.stills import Still, Stills, blob_keys
+
+IDEMPOTENCY_WINDOW_SECONDS = 86400.0
+
+log = logging.getLogger("r2v.tasks")
 
 Estimator = Callable[[CreateVideoRequest], int]
 LimitsOf = Callable[[ApiKey], KeyLimits]
@@ -67,6 +85,17 @@ def check_cross_field_rules(request: CreateVideoRequest) -> None:
             "image_urls or video_urls, or remove audio_urls",
             param="audio_urls",
         )
+    for field, index in (
+        ("first_frame_image", request.first_frame_image),
+        ("last_frame_image", request.last_frame_image),
+    ):
+        if index is not None and index > counts["image"]:
+            raise InvalidRequest(
+                f"{field} is {index} but the request has {counts['image']} image "
+                f"reference{'s' if counts['image'] != 1 else ''}: name an image of image_urls "
+                "(1-based)",
+                param=field,
+            )
     for mention in parse_mentions(request.prompt):
         have = counts[mention.kind]
         if not 1 <= mention.index <= have:
@@ -87,6 +116,29 @@ def _invalid_task_id() -> InvalidTaskId:
 
 def _task_not_found(task_id: str) -> NotFound:
     return NotFound(f"no task {task_id} for this API key", code="task_not_found")
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """A task as every door shows it: its record and its freshly signed links."""
+
+    record: TaskRecord
+    video_url: str | None = None
+    """The signed link of the video, once completed (and while it is kept)."""
+    last_frame_url: str | None = None
+    """The signed link of the last frame's PNG, when the request asked for one."""
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(width, height) of the video: as produced once done, else as planned (None for
+        an `adaptive` ratio not yet decided)."""
+        record = self.record
+        if record.video_width and record.video_height:
+            return record.video_width, record.video_height
+        request = record.request
+        if request.aspect_ratio == "adaptive":
+            return None
+        return OUTPUT_SIZES[request.resolution][request.aspect_ratio]
 
 
 def poll_after_ms(task: TaskObject) -> int | None:
@@ -116,8 +168,10 @@ class TaskService:
         on_created: Callable[[], None] = lambda: None,
         asset_models: Collection[str] = (),
         on_upstream_news: Callable[[str], None] = lambda _task_id: None,
+        stills: Stills | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._stills = stills or Stills(blobs, Path(tempfile.gettempdir()))
         self._asset_models = frozenset(asset_models)
         self._on_upstream_news = on_upstream_news
         self._limits_of = limits_of
@@ -144,6 +198,21 @@ class TaskService:
         With an `idempotency_key` seen in the last 24 hours for the same body, the task
         created then is answered instead; with another body it is a `Conflict`.
         """
+        record = self.submit(key, request, idempotency_key=idempotency_key, base_url=base_url)
+        return self.to_wire(record, base_url)
+
+    def submit(
+        self,
+        key: ApiKey,
+        request: CreateVideoRequest,
+        *,
+        idempotency_key: str | None = None,
+        idempotency_window: float = IDEMPOTENCY_WINDOW_SECONDS,
+        base_url: str = "",
+        remixed_from: str | None = None,
+    ) -> TaskRecord:
+        """`create` for every door: the stored task (the earlier one, for a repeated
+        `idempotency_key` within `idempotency_window` seconds)."""
         check_cross_field_rules(request)
         self._check_references(key.id, request)
         self._check_assets(request)
@@ -155,7 +224,7 @@ class TaskService:
                     param="Idempotency-Key",
                 )
             digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
-            idempotency = Idempotency(idempotency_key, digest)
+            idempotency = Idempotency(idempotency_key, digest, idempotency_window)
         now = self._clock()
         seed = request.seed if request.seed != AUTO_SEED else secrets.randbelow(2**31)
         record = TaskRecord(
@@ -172,14 +241,29 @@ class TaskService:
             updated_at=now,
             callback_url=request.callback_url,
             base_url=base_url or None,
+            remixed_from=remixed_from,
         )
         task_id = self._store.create(
             record, limits=self._limits_of(key), idempotency=idempotency, now=now
         )
         if task_id == record.id:
-            self._on_created()
-            return self.to_wire(record, base_url)
-        return self.get(key.id, task_id, base_url)
+            try:
+                self._on_created()
+            except Exception:  # the task is stored: idle workers find it on their next look
+                log.exception("task %s: could not wake a worker", record.id)
+            return record
+        return self.record(key.id, task_id)
+
+    def remix(self, key: ApiKey, task_id: str, prompt: str, base_url: str) -> TaskRecord:
+        """A new task with an earlier one's references and settings and a new prompt."""
+        original = self.record(key.id, task_id).request
+        changed = original.model_dump(exclude_defaults=True) | {"prompt": prompt}
+        return self.submit(
+            key,
+            CreateVideoRequest.model_validate(changed),
+            base_url=base_url,
+            remixed_from=task_id,
+        )
 
     def page(
         self,
@@ -190,6 +274,26 @@ class TaskService:
         status: str | None = None,
     ) -> TaskList:
         """The key's tasks, newest first; `after` is the last id of the previous page."""
+        records, has_more = self.records_page(key_id, limit, after, status)
+        page = [self.to_wire(record, base_url) for record in records]
+        return TaskList(
+            data=page,
+            has_more=has_more,
+            first_id=page[0].id if page else None,
+            last_id=page[-1].id if page else None,
+        )
+
+    def records_page(
+        self,
+        key_id: str,
+        limit: int = 20,
+        after: str | None = None,
+        status: str | None = None,
+        *,
+        oldest_first: bool = False,
+    ) -> tuple[list[TaskRecord], bool]:
+        """A page of the key's tasks (newest first unless `oldest_first`), the ones after
+        the task `after` in that order, and whether more follow."""
         if not 1 <= limit <= 100:
             raise InvalidRequest("limit must be from 1 to 100", param="limit")
         if status is not None and status not in {s.value for s in TaskStatus}:
@@ -201,14 +305,15 @@ class TaskService:
             before = self._store.get(after, key_id) if is_task_id(after) else None
             if before is None:
                 raise InvalidRequest(f"after: no task {after} for this API key", param="after")
-        found = self._store.list_tasks(key_id, limit + 1, before, status)
-        page = [self.to_wire(record, base_url) for record in found[:limit]]
-        return TaskList(
-            data=page,
-            has_more=len(found) > limit,
-            first_id=page[0].id if page else None,
-            last_id=page[-1].id if page else None,
-        )
+        found = self._store.list_tasks(key_id, limit + 1, before, status, oldest_first=oldest_first)
+        return found[:limit], len(found) > limit
+
+    def find(
+        self, key_id: str, query: TaskQuery, offset: int, limit: int, base_url: str
+    ) -> tuple[int, list[TaskView]]:
+        """How many of the key's tasks match, and a page of them as views, newest first."""
+        total, records = self._store.find_tasks(key_id, query, offset, limit)
+        return total, [self.view(record, base_url) for record in records]
 
     def cancel(self, key_id: str, task_id: str, base_url: str) -> TaskObject:
         """Cancel a pending or processing task: it ends `failed` with `request_cancelled`.
@@ -232,6 +337,38 @@ class TaskService:
                 code="task_not_cancellable",
             )
         return self.get(key_id, task_id, base_url)
+
+    def delete(self, key_id: str, task_id: str) -> None:
+        """Cancel the task if it is unfinished, then delete it with its video and pictures:
+        afterwards its id is unknown through every door."""
+        record = self.record(key_id, task_id)
+        if not record.terminal:
+            self._store.fail(
+                task_id,
+                None,
+                code=TaskErrorCode.REQUEST_CANCELLED.value,
+                message="the task was cancelled by a DELETE request",
+                now=self._clock(),
+            )
+        if self._store.delete_task(task_id, key_id) is None:
+            raise _task_not_found(task_id)
+        # a worker still rendering it cannot complete it now, and deletes what it stored
+        for key in blob_keys(task_id):
+            self._blobs.delete(key)
+
+    def still(self, key_id: str, task_id: str, still: Still) -> tuple[BlobLocation, str]:
+        """A picture of the key's completed task (made on first request), and its type."""
+        return self._stills.locate(self.record(key_id, task_id), still)
+
+    def shared_last_frame(
+        self, task_id: str, expires: str | None, signature: str | None
+    ) -> tuple[BlobLocation, str]:
+        """The last frame behind a signed link, once the link is checked."""
+        self._signer.verify(last_frame_path(task_id), expires, signature, self._clock())
+        record = self._store.get(task_id)
+        if record is None:
+            raise NotFound("no picture for this link", code="result_not_found")
+        return self._stills.locate(record, "last_frame")
 
     def _check_references(self, key_id: str, request: CreateVideoRequest) -> None:
         """Refuse references that need no download to judge: private literal addresses,
@@ -292,6 +429,21 @@ class TaskService:
         """The caller's task, with a freshly signed link when completed."""
         return self.to_wire(self._own_task(key_id, task_id), base_url)
 
+    def record(self, key_id: str, task_id: str) -> TaskRecord:
+        """The caller's task as stored (`InvalidTaskId`, or `NotFound` for another key's)."""
+        return self._own_task(key_id, task_id)
+
+    def view(self, record: TaskRecord, base_url: str) -> TaskView:
+        """The task with its freshly signed links, for the doors that present it their way."""
+        if record.status is not TaskStatus.COMPLETED or record.result_key is None:
+            return TaskView(record)
+        now = self._clock()
+        base = base_url.rstrip("/")
+        last_frame = None
+        if record.request.return_last_frame:
+            last_frame = base + self._signer.sign(last_frame_path(record.id), now)
+        return TaskView(record, base + self._signer.sign(result_path(record.id), now), last_frame)
+
     def get_many(self, wanted: Sequence[tuple[str, str, str]]) -> list[TaskObject | RequestError]:
         """`get` for many (key id, task id, base URL) at once, in one read of the store.
 
@@ -333,6 +485,10 @@ class TaskService:
         record = self._store.get(task_id)
         if record is None or record.status is not TaskStatus.COMPLETED:
             raise NotFound("no video for this link", code="result_not_found")
+        return self.result_location_of(record)
+
+    def result_location_of(self, record: TaskRecord) -> BlobLocation:
+        """Where a completed task's video is (`LinkExpired` once retention deleted it)."""
         found = self._blobs.locate(record.result_key) if record.result_key else None
         if found is None:
             raise LinkExpired(

@@ -3,7 +3,8 @@ how wide the video is.
 
 The beats come in prompt order (a picture named again later is shown again); pictures the
 prompt never names follow, images before videos, each list in its own order; a beat pinned
-to the first frame moves to the front and one pinned to the last frame to the end. The
+to the first frame moves to the front and one pinned to the last frame to the end (the
+request's own `first_frame` / `last_frame` pin in place of the prompt's wording). The
 weights share the video between them: an image's follows its words, a video's its clip's
 own length. `duration: -1` and `adaptive` are resolved here too.
 """
@@ -38,6 +39,7 @@ def cast(request: EngineRequest, reading: Reading) -> list[Beat]:
     for index in range(len(request.videos)):
         if ("video", index) not in shown and index not in hidden:
             beats.append(Beat("video", index, "", typical))
+    beats = _explicit_pins(request, beats)
     opener = next((n for n, b in enumerate(beats) if "first" in b.pins), None)
     closer = next((n for n, b in enumerate(beats) if "last" in b.pins and n != opener), None)
     if closer is None and opener is not None and "last" in beats[opener].pins:
@@ -57,6 +59,26 @@ def cast(request: EngineRequest, reading: Reading) -> list[Beat]:
     if closer is not None:
         ordered.append(replace(beats[closer], pins=frozenset({"last"})))
     return _merge_repeats(ordered)
+
+
+def _explicit_pins(request: EngineRequest, beats: list[Beat]) -> list[Beat]:
+    """The request's pins in place of the prompt's for the same end: the first beat of the
+    `first_frame` image opens the video, the last beat of the `last_frame` image closes it.
+
+    Every image has a beat by now, named in the prompt or not.
+    """
+    ends: tuple[tuple[Pin, int | None], ...] = (
+        ("first", request.first_frame),
+        ("last", request.last_frame),
+    )
+    for pin, image in ends:
+        if image is None:
+            continue
+        beats = [replace(b, pins=b.pins - {pin}) for b in beats]
+        shown = [n for n, b in enumerate(beats) if (b.kind, b.index) == ("image", image)]
+        at = shown[0] if pin == "first" else shown[-1]
+        beats[at] = replace(beats[at], pins=beats[at].pins | {pin})
+    return beats
 
 
 def _merge_repeats(beats: list[Beat]) -> list[Beat]:

@@ -3,7 +3,8 @@
 The text encoder (UMT5) has never seen `@Image1`; it understands "the first reference
 image". Mentions are rewritten into such words, in Chinese when the prompt is Chinese.
 Phrases like "@Image1 as the first frame" or "@Image2 作为尾帧" pin that image as the
-video's opening or closing frame, which the engine turns into conditioning frames.
+video's opening or closing frame, which the engine turns into conditioning frames; the
+request's own `first_frame` / `last_frame` pin in their place.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def rewrite_prompt(request: EngineRequest) -> str:
 
 
 def find_pins(request: EngineRequest) -> Pins:
-    """Images the prompt pins as the first or last frame, clause by clause.
+    """Images pinned as the first or last frame: the request's own `first_frame` and
+    `last_frame`, else the prompt's wording, position by position.
 
     A clause that names a frame position ("as the first frame", "尾帧") pins the first
     image it mentions. The first clause to pin a position wins.
@@ -98,7 +100,10 @@ def find_pins(request: EngineRequest) -> Pins:
             first = images[0]
         if last is None and _LAST.search(text):
             last = images[0]
-    return Pins(first, last)
+    return Pins(
+        first if request.first_frame is None else request.first_frame,
+        last if request.last_frame is None else request.last_frame,
+    )
 
 
 def conditioning_video(request: EngineRequest) -> int | None:

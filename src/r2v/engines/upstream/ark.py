@@ -5,7 +5,10 @@
     DELETE {url}/contents/generations/tasks/{id}   cancels a queued task → {}
 
 Every media item carries an explicit `role`: Ark reads a role-less image as a first frame
-and refuses it beside a reference video. Ark's own fields only are sent.
+and refuses it beside a reference video. Items go text, images, videos, audios, each kind in
+the request's order, so Ark numbers them as the prompt does; a pinned image is sent as
+`first_frame` or `last_frame` in its place (one pinned at both ends twice: as the first frame
+in its place, and as the last frame after the other images). Ark's own fields only are sent.
 """
 
 from __future__ import annotations
@@ -65,21 +68,35 @@ def ark_failure(code: str, message: str, *, refused: bool = False) -> TaskFailur
     return GenerationFailed(text)
 
 
+def _item(kind: str, url: str, role: str) -> dict[str, Any]:
+    return {"type": f"{kind}_url", f"{kind}_url": {"url": url}, "role": role}
+
+
+def _image_roles(request: UpstreamRequest) -> list[tuple[str, str]]:
+    """(url, role) of each image item: the pinned ones as frames, the rest as references."""
+    first, last = request.first_frame_image, request.last_frame_image
+    items: list[tuple[str, str]] = []
+    for number, url in enumerate(request.image_urls, start=1):
+        role = "reference_image"
+        if number == first:
+            role = "first_frame"
+        elif number == last:
+            role = "last_frame"
+        items.append((url, role))
+    if first is not None and first == last:
+        items.append((request.image_urls[last - 1], "last_frame"))
+    return items
+
+
 class ArkDialect:
     """`Dialect` of Ark's content-generation task API."""
 
     def create(self, target: UpstreamTarget, request: UpstreamRequest) -> Call:
         prompt = rewrite_mentions(request.prompt) if target.rewrite_mentions else request.prompt
         content: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
-        for kind, urls in (
-            ("image", request.image_urls),
-            ("video", request.video_urls),
-            ("audio", request.audio_urls),
-        ):
-            content += [
-                {"type": f"{kind}_url", f"{kind}_url": {"url": url}, "role": f"reference_{kind}"}
-                for url in urls
-            ]
+        content += [_item("image", url, role) for url, role in _image_roles(request)]
+        for kind, urls in (("video", request.video_urls), ("audio", request.audio_urls)):
+            content += [_item(kind, url, f"reference_{kind}") for url in urls]
         body: dict[str, Any] = {
             "model": target.model,
             "content": content,
@@ -93,6 +110,8 @@ class ArkDialect:
             body["seed"] = request.seed
         if request.callback_url is not None:
             body["callback_url"] = request.callback_url
+        if request.return_last_frame:
+            body["return_last_frame"] = True
         return Call("POST", target.url + _TASKS, body)
 
     def created(self, data: Any) -> str:

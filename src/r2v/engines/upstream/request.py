@@ -70,6 +70,12 @@ class UpstreamRequest:
     audio_urls: tuple[str, ...] = ()
     callback_url: str | None = None
     """Where the upstream may call r2v back (Ark only); never the client's own callback."""
+    first_frame_image: int | None = None
+    """The image (1-based, in `image_urls`) the video must open on, exactly; None: no pin."""
+    last_frame_image: int | None = None
+    """The image (1-based, in `image_urls`) the video must end on, exactly; None: no pin."""
+    return_last_frame: bool = False
+    """Ask the upstream for a picture of the video's last frame too."""
 
 
 @dataclass(frozen=True)

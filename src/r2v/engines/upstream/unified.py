@@ -69,6 +69,13 @@ class UnifiedDialect:
             "video_urls": list(request.video_urls),
             "audio_urls": list(request.audio_urls),
         }
+        # Extensions go only when used, so an upstream that predates them reads the same body.
+        if request.first_frame_image is not None:
+            body["first_frame_image"] = request.first_frame_image
+        if request.last_frame_image is not None:
+            body["last_frame_image"] = request.last_frame_image
+        if request.return_last_frame:
+            body["return_last_frame"] = True
         return Call(
             "POST",
             target.url + "/v1/videos/generations",
