@@ -189,7 +189,6 @@ def to_request(body: ArkCreateBody) -> CreateVideoRequest:
     fields: dict[str, Any] = {"model": model}
     prompts: list[str] = []
     urls: dict[str, list[str]] = {"image": [], "video": [], "audio": []}
-    positions: dict[str, list[int]] = {"image": [], "video": [], "audio": []}
     for position, item in enumerate(body.content):
         where = f"content[{position}]"
         if item.type == "text":
@@ -212,7 +211,6 @@ def to_request(body: ArkCreateBody) -> CreateVideoRequest:
             raise _refuse(f"{where}.{item.type}.url", "base64 data URLs are not taken here: "
                           "upload the file with POST /v1/files and send its url")  # fmt: skip
         urls[kind].append(media.url)
-        positions[kind].append(position)
         if role in ("first_frame", "last_frame"):
             pin = f"{role}_image"
             if pin in fields:
@@ -253,14 +251,15 @@ def to_request(body: ArkCreateBody) -> CreateVideoRequest:
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = first["loc"]
-        name = str(loc[0]) if loc else "content"
-        ark_name = {"aspect_ratio": "ratio"}.get(name, name)
-        kind = name.removesuffix("_urls")
-        if kind in positions:  # a reference: name its item of `content`
-            index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
-            ark_name = f"content[{positions[kind][min(index, len(positions[kind]) - 1)]}]"
+        name = {"aspect_ratio": "ratio"}.get(str(loc[0]), str(loc[0])) if loc else "content"
         message = str(first["msg"]).removeprefix("Value error, ")
-        raise InvalidRequest(f"{ark_name}: {message}", param=ark_name) from None
+        numbered = re.match(r"item (\d+) ", message)  # a bad URL of a reference list
+        index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+        if numbered is not None:
+            index, message = int(numbered.group(1)), message[numbered.end() :]
+        where = name if index is None else f"{name}[{index}]"
+        refused = InvalidRequest(f"{where}: {message}", param=name)
+        raise in_ark_terms(refused, body) from None
 
 
 def _refuse_unhonoured(body: ArkCreateBody) -> None:
