@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -45,7 +48,7 @@ def test_generate_with_local_and_remote_references(
         server=live_server, key=key,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == str(out)
+    assert done.stdout == f"{out}\n", "the path alone: no progress bar, no blank line"
     summary = decode_summary(out)
     assert (summary.width, summary.height) == (864, 496)
     assert summary.video_frames == 96 and not summary.has_audio
@@ -103,30 +106,79 @@ def test_exit_codes(live_server: LiveServer, key: str, refserver: RefServer) -> 
     assert bad_usage.returncode == 2
 
 
-@pytest.mark.slow
-def test_ctrl_c_leaves_the_task_running_and_says_how_to_cancel(
-    live_server: LiveServer, key: str, refserver: RefServer, tmp_path: Path
-) -> None:
+def default_sigint() -> None:
+    """Give the child Ctrl-C back: a runner started with SIGINT ignored (as background jobs
+    are) passes that on, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def slow_generate(
+    live_server: LiveServer, key: str, refserver: RefServer, out: Path, stdin: int
+) -> subprocess.Popen[str]:
+    """`r2v generate` of a long render, its output piped."""
     env = os.environ | {"R2V_BASE_URL": live_server.url, "R2V_API_KEY": key}
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [*R2V, "generate", "@Image1 slowly", "--image", refserver.file_url("photo.jpg"),
-         "--resolution", "720p", "--duration", "15", "-o", str(tmp_path / "x.mp4")],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=env,
+         "--resolution", "720p", "--duration", "15", "-o", str(out)],
+        stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=default_sigint,
     )  # fmt: skip
+
+
+def rendering(live_server: LiveServer, key: str) -> dict[str, Any]:
+    """The newest task, once it renders."""
     headers = {"Authorization": f"Bearer {key}"}
     deadline = time.monotonic() + 60
     while True:
         page = httpx.get(f"{live_server.url}/v1/tasks", headers=headers).json()["data"]
         if page and page[0]["status"] == "processing":
-            break
+            task: dict[str, Any] = page[0]
+            return task
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_the_task_running_and_says_how_to_cancel(
+    live_server: LiveServer, key: str, refserver: RefServer, tmp_path: Path
+) -> None:
+    process = slow_generate(live_server, key, refserver, tmp_path / "x.mp4", subprocess.DEVNULL)
+    task = rendering(live_server, key)
     process.send_signal(signal.SIGINT)
     _out, err = process.communicate(timeout=30)
     assert process.returncode == 130
-    assert f"r2v tasks cancel {page[0]['id']}" in err
-    cancelled = r2v("tasks", "cancel", page[0]["id"], "--json", server=live_server, key=key)
+    assert f"r2v tasks cancel {task['id']}" in err
+    cancelled = r2v("tasks", "cancel", task["id"], "--json", server=live_server, key=key)
+    assert json.loads(cancelled.stdout)["error"]["code"] == "request_cancelled"
+
+
+@pytest.mark.slow
+def test_ctrl_c_twice_at_a_terminal_leaves_the_task_running(
+    live_server: LiveServer, key: str, refserver: RefServer, tmp_path: Path
+) -> None:
+    terminal, stdin = pty.openpty()  # a terminal, so the first Ctrl-C asks a question
+    process = slow_generate(live_server, key, refserver, tmp_path / "x.mp4", stdin)
+    os.close(stdin)
+    assert process.stderr is not None
+    said: list[str] = []
+    threading.Thread(target=lambda: said.extend(iter(lambda: process.stderr.read(1), "")),
+                     daemon=True).start()  # fmt: skip
+    task = rendering(live_server, key)
+    while f"task {task['id']} created" not in "".join(said):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 30
+    while f"cancel task {task['id']}?" not in "".join(said):
+        assert time.monotonic() < deadline, "".join(said)
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)  # the second, at the question
+    assert process.wait(30) == 130
+    time.sleep(0.2)  # the reader drains the pipe
+    err = "".join(said)
+    os.close(terminal)
+    assert err.endswith(f"task {task['id']} goes on: r2v tasks cancel {task['id']}\n"), err
+    assert "Aborted" not in err and "Traceback" not in err
+    cancelled = r2v("tasks", "cancel", task["id"], "--json", server=live_server, key=key)
     assert json.loads(cancelled.stdout)["error"]["code"] == "request_cancelled"
 
 

@@ -258,3 +258,25 @@ def test_concurrent_polls_of_two_keys_stay_apart(idle: tuple[Runtime, httpx.Clie
             assert response.status_code == 200 and response.json()["id"] == task_id
         else:
             assert response.status_code == 404, (who, task_id)
+
+
+def test_a_task_s_request_reads_back_as_sent_to_its_key_only(
+    idle: tuple[Runtime, httpx.Client], refserver: RefServer
+) -> None:
+    runtime, client = idle
+    body = {
+        **QUICK,
+        "prompt": "@Image1 at dusk",
+        "image_urls": [refserver.file_url("photo.jpg")],
+        "aspect_ratio": "adaptive",
+        "seed": 9,
+        "first_frame_image": 1,
+    }
+    task_id = create(client, body).json()["id"]
+    read = client.get(f"/v1/tasks/{task_id}/request")
+    assert read.status_code == 200
+    assert {name: read.json()[name] for name in body} == body
+    assert read.json()["generate_audio"] is True  # the defaults it was given, too
+    stranger = {"Authorization": f"Bearer {runtime.keys.create('other').secret}"}
+    hidden = client.get(f"/v1/tasks/{task_id}/request", headers=stranger)
+    assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "task_not_found"

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from fastapi.testclient import TestClient
 
+from r2v.api.app import create_app
+from r2v.api.services import ApiServices
+from r2v.bootstrap import Runtime
 from r2v.errors import LinkExpired, LinkInvalid
+from r2v.protocol import FAST_MODEL, CreateVideoRequest
 from r2v.tasks.links import LinkSigner, result_path
+from r2v.tasks.service import TaskService
+from r2v.tasks.stills import result_key
 
 PATH = result_path("task-unified-1700000000-abcdefgh")
 
@@ -53,3 +61,39 @@ def test_unsigned_links_are_refused(expires: str | None, signature: str | None) 
 def test_short_secrets_are_refused() -> None:
     with pytest.raises(ValueError, match="16 bytes"):
         LinkSigner(b"short", 60)
+
+
+def test_a_result_link_answers_until_its_expiry_then_410(runtime: Runtime, tmp_path: Path) -> None:
+    # a clock of our own: a link signed at 1000.9 with a 1 s lifetime expires at 1001, so
+    # it lives 0.1 s (expiries are whole seconds); no sleeping test could rely on that
+    now = [1000.9]
+    tasks = TaskService(
+        runtime.store,
+        runtime.blobs,
+        LinkSigner(b"s" * 32, ttl_seconds=1),
+        lambda _request: 10,
+        limits_of=runtime.keys.limits,
+        clock=lambda: now[0],
+    )
+    key = runtime.keys.create("links")
+    request = CreateVideoRequest(model=FAST_MODEL, prompt="fog")
+    task_id = tasks.create(key.key, request).id
+    record = runtime.store.claim("w", 30, now[0])
+    assert record is not None and record.id == task_id
+    video = tmp_path / "video.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(100))
+    runtime.blobs.put(result_key(task_id), video)
+    assert runtime.store.complete(
+        task_id, 1, result_key=result_key(task_id), video_duration=4, now=now[0],
+        result_expires_at=now[0] + 86400,
+    )  # fmt: skip
+    app = create_app(ApiServices(tasks=tasks, keys=runtime.keys, files=runtime.files))
+    with TestClient(app) as api:
+        auth = {"Authorization": f"Bearer {key.secret}"}
+        link = api.get(f"/v1/tasks/{task_id}", headers=auth).json()["results"][0]
+        assert parts(link)[1] == "1001"
+        for at, status in ((1000.9, 200), (1001.0, 200), (1001.01, 410)):
+            now[0] = at
+            answer = api.get(link)
+            assert answer.status_code == status, at
+        assert "expired" in answer.json()["error"]["message"]

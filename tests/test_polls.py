@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import sqlalchemy as sa
+from fastapi import Request, Response
 from fastapi.testclient import TestClient
+from PIL import Image
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from r2v.api.app import R2vApp
@@ -40,6 +45,15 @@ class Seen:
         await self.app(scope, receive, send)
 
 
+def framework_seen(app: R2vApp) -> list[str]:
+    """The requests that reach the framework's own stack, behind the pollers' path."""
+    app.middleware_stack = app.build_middleware_stack()
+    assert app.polls is not None
+    reached: list[str] = []
+    app.polls.app = Seen(app.polls.app, reached)
+    return reached
+
+
 def create(api: TestClient, auth: dict[str, str]) -> str:
     response = api.post("/v1/videos/generations", json=BODY, headers=auth)
     assert response.status_code == 200, response.text
@@ -51,8 +65,8 @@ def test_polls_skip_the_framework_and_everything_else_reaches_it(
     runtime: Runtime, auth: dict[str, str]
 ) -> None:
     app = build_app(runtime)
-    reached: list[str] = []
-    app.add_middleware(Seen, paths=reached)
+    assert isinstance(app, R2vApp)
+    reached = framework_seen(app)
     with TestClient(app) as api:
         task_id = create(api, auth)
         assert api.get(f"/v1/tasks/{task_id}", headers=auth).status_code == 200
@@ -137,12 +151,105 @@ def test_polls_under_a_root_path(runtime: Runtime, auth: dict[str, str]) -> None
     with TestClient(build_app(runtime)) as api:
         task_id = create(api, auth)
     app = build_app(runtime)
-    reached: list[str] = []
-    app.add_middleware(Seen, paths=reached)
+    assert isinstance(app, R2vApp)
+    reached = framework_seen(app)
     answer = asyncio.run(get(app, f"/r2v/v1/tasks/{task_id}", auth, "/r2v"))
     assert reached == []  # answered by the poll path
     assert answer.status_code == 200
     assert answer.json()["id"] == task_id
+
+
+def test_a_middleware_added_to_the_app_sees_polls_too(
+    runtime: Runtime, auth: dict[str, str]
+) -> None:
+    app = build_app(runtime)
+    added: list[str] = []
+    app.add_middleware(Seen, paths=added)
+
+    @app.middleware("http")
+    async def tagged(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Any:
+        response = await call_next(request)
+        response.headers["x-tagged"] = "yes"
+        return response
+
+    with TestClient(app) as api:
+        task_id = create(api, auth)
+        poll = api.get(f"/v1/tasks/{task_id}", headers=auth)
+        listed = api.get("/v1/tasks", headers=auth)
+    assert poll.status_code == listed.status_code == 200
+    assert poll.headers["x-tagged"] == listed.headers["x-tagged"] == "yes"
+    assert added == ["POST /v1/videos/generations", f"GET /v1/tasks/{task_id}", "GET /v1/tasks"]
+
+
+class Broken:
+    """A middleware that fails on every request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raise RuntimeError("broken middleware")
+        await self.app(scope, receive, send)
+
+
+def test_a_failing_middleware_gets_the_error_envelope(
+    runtime: Runtime, auth: dict[str, str]
+) -> None:
+    app = build_app(runtime)
+    app.add_middleware(Broken)
+    with TestClient(app, raise_server_exceptions=False) as api:
+        answer = api.get("/v1/tasks/task-unified-1700000000-abcdefgh", headers=auth)
+    assert answer.status_code == 500
+    assert answer.json()["error"]["type"] == "internal_server_error"
+    assert answer.headers["x-request-id"] in answer.json()["error"]["message"]
+
+
+def test_the_upload_cap_holds_under_a_root_path(runtime: Runtime, auth: dict[str, str]) -> None:
+    # bigger than the JSON cap (1 MB), well under the upload cap
+    noise = np.random.default_rng(1).integers(0, 256, (800, 900, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, format="PNG")
+    picture = buffer.getvalue()
+    assert runtime.settings.max_body_bytes < len(picture) < runtime.settings.max_upload_bytes
+    app = build_app(runtime)
+
+    async def post(path: str, **sent: Any) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, root_path="/r2v")
+        async with httpx.AsyncClient(transport=transport, base_url="http://r2v.test") as client:
+            return await client.post(path, headers=auth, **sent)
+
+    uploaded = asyncio.run(post("/r2v/v1/files", files={"file": ("noise.png", picture)}))
+    assert uploaded.status_code == 200, uploaded.text
+    assert uploaded.json()["bytes"] == len(picture)
+    padded = BODY | {"prompt": "x" * len(picture)}
+    refused = asyncio.run(post("/r2v/v1/videos/generations", json=padded))
+    assert refused.status_code == 413
+    assert refused.json()["error"]["code"] == "request_too_large"
+
+
+def test_under_a_root_path_keys_are_checked_first_and_each_door_keeps_its_envelope(
+    runtime: Runtime, auth: dict[str, str]
+) -> None:
+    app = build_app(runtime)
+
+    async def call(method: str, path: str, **sent: Any) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, root_path="/r2v")
+        async with httpx.AsyncClient(transport=transport, base_url="http://r2v.test") as client:
+            return await client.request(method, path, **sent)
+
+    # no key: refused before the body is read, in the Ark door's own envelope
+    stranger = asyncio.run(
+        call("POST", "/r2v/api/v3/contents/generations/tasks", json={"model": "x", "content": []})
+    )
+    assert stranger.status_code == 401
+    assert stranger.json()["error"]["code"] == "AuthenticationError"
+    missing = asyncio.run(
+        call("GET", "/r2v/api/v3/contents/generations/tasks/task-unified-1-aaaaaaaa", headers=auth)
+    )
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "NotFound"
+    ours = asyncio.run(call("GET", "/r2v/v1/tasks/task-unified-1-aaaaaaaa", headers=auth))
+    assert ours.json()["error"]["code"] == "task_not_found"
 
 
 def test_a_locked_database_is_a_503_to_retry_not_a_500(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sqlite3
 import threading
 import time
@@ -12,19 +14,23 @@ from pathlib import Path
 import pytest
 from alembic.script import ScriptDirectory
 
+from r2v import worker
+from r2v.api import streaming
+from r2v.api.streaming import task_events
 from r2v.bootstrap import open_store
 from r2v.db.connect import Database
 from r2v.db.keys import SqlKeyStore
 from r2v.db.migrate import MIGRATIONS
 from r2v.db.store import SqlStore
-from r2v.protocol import CreateVideoRequest, TaskStatus
+from r2v.protocol import CreateVideoRequest, TaskObject, TaskStatus
 from r2v.settings import Settings
 from r2v.storage.local import LocalBlobStore
 from r2v.tasks.keys import KeyService
 from r2v.tasks.links import LinkSigner
 from r2v.tasks.ports import ApiKey, KeyLimits
+from r2v.tasks.record import TaskRecord
 from r2v.tasks.service import TaskService
-from r2v.worker import Housekeeper
+from r2v.worker import FETCH_SHARE, RENDER_SHARE, Housekeeper, Lease, TaskContext, WorkerConfig
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -146,6 +152,71 @@ def test_progress_only_rises(store: SqlStore, service: TaskService, owner: ApiKe
     assert store.set_progress(task_id, 1, 20)
     record = store.get(task_id)
     assert record is not None and record.progress == 55
+
+
+def test_a_requeued_task_never_shows_less_progress_than_it_reached(
+    store: SqlStore,
+    service: TaskService,
+    owner: ApiKey,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker, "PROGRESS_WRITE_INTERVAL", 0.0)  # every step is written
+    task_id = new_task(service, owner)
+
+    def wire() -> TaskObject:
+        return service.get(owner.id, task_id, "http://r2v.test")
+
+    def context(record: TaskRecord | None) -> TaskContext:
+        assert record is not None
+        lease = Lease(store, record, WorkerConfig())  # never started: never lost
+        return TaskContext(store, record, lease, tmp_path, time.time() + 60, threading.Event())
+
+    now = time.time()
+    context(store.claim("w1", 1, now)).stage(RENDER_SHARE).progress(0.2)
+    assert wire().progress == 27
+    # the worker dies; once its lease runs out the reaper puts the task back in the queue
+    assert store.reap(now + 2, max_attempts=3).requeued == (task_id,)
+    pending = wire()
+    assert pending.status is TaskStatus.PENDING and pending.progress == 27
+    seen = [pending.progress]
+    retry = context(store.claim("w2", 30, now + 2))
+    for share in (FETCH_SHARE, RENDER_SHARE):
+        for fraction in (0.0, 0.25, 0.5, 0.75, 1.0):
+            retry.stage(share).progress(fraction)
+            seen.append(wire().progress)
+    # the new attempt's bar is laid out above what the lost one reached: it moves at once
+    assert seen[2] > 27 and seen == sorted(seen) and seen[-1] < 100
+    assert store.complete(
+        task_id, 2, result_key="k", video_duration=5, now=now, result_expires_at=now + 10
+    )
+    assert wire().progress == 100
+
+
+def test_the_event_stream_never_shows_progress_going_down(
+    service: TaskService, owner: ApiKey
+) -> None:
+    task = service.get(owner.id, new_task(service, owner), "http://r2v.test")
+    states = [(TaskStatus.PROCESSING, 40), (TaskStatus.PROCESSING, 30), (TaskStatus.PENDING, 30)]
+    states += [(TaskStatus.PROCESSING, 35), (TaskStatus.PROCESSING, 50)]
+    states += [(TaskStatus.COMPLETED, 100)]
+    answers = iter(task.model_copy(update={"status": s, "progress": p}) for s, p in states)
+
+    async def connected() -> bool:
+        return False
+
+    async def stream() -> list[tuple[str, int]]:
+        events = task_events(lambda: next(answers), connected, keepalive_seconds=60)
+        shown = [json.loads(e.rsplit("data: ", 1)[1]) async for e in events if "data: " in e]
+        return [(event["status"], event["progress"]) for event in shown]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(streaming, "POLL_SECONDS", 0.0)
+        shown = asyncio.run(stream())
+    assert shown == [
+        ("processing", 40), ("pending", 40), ("processing", 40), ("processing", 50),
+        ("completed", 100),
+    ]  # fmt: skip
 
 
 def test_reaper_fails_a_task_out_of_attempts(

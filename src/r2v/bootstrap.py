@@ -20,6 +20,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
 
 from r2v.api import create_app
 from r2v.api.services import ApiServices
@@ -82,11 +84,58 @@ def sniff_kind(path: Path) -> tuple[str, str] | None:
 
 
 def open_store(settings: Settings) -> tuple[Database, SqlStore]:
-    """The task store, its schema migrated to the newest revision."""
-    database = open_database(
-        settings.resolved_database_url, settings.db_pool_size, settings.db_max_overflow
-    )
-    upgrade(database)
+    """The task store, its schema migrated to the newest revision.
+
+    Raises `ConfigurationError` for a URL this install cannot open, `ServiceUnavailable`
+    when the database does not answer; each says what to do.
+    """
+    url = settings.resolved_database_url
+    try:
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
+    except sa_exc.ArgumentError as exc:
+        raise ConfigurationError(
+            "R2V_DATABASE_URL is not a database URL: write it as "
+            "postgresql+psycopg://USER:PASSWORD@HOST:5432/DB, or unset it for SQLite in the "
+            "data dir"
+        ) from exc
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigurationError(
+            f"R2V_DATABASE_URL names {backend}, but r2v keeps its tasks in PostgreSQL "
+            "(postgresql+psycopg://…) or SQLite (unset it for SQLite in the data dir)"
+        )
+    try:
+        database = open_database(url, settings.db_pool_size, settings.db_max_overflow)
+    except ImportError as exc:
+        if backend == "postgresql" and parsed.get_driver_name() == "psycopg":
+            raise ConfigurationError(
+                "a PostgreSQL R2V_DATABASE_URL needs `pip install 'r2v[postgres]'` (psycopg)"
+            ) from exc
+        raise ConfigurationError(
+            f"R2V_DATABASE_URL asks for the driver {parsed.get_driver_name()}, which is not "
+            "installed: write postgresql+psycopg://… and `pip install 'r2v[postgres]'`"
+        ) from exc
+    except sa_exc.ArgumentError as exc:
+        raise ConfigurationError(f"R2V_DATABASE_URL cannot be used: {exc}") from exc
+    except OSError as exc:  # the SQLite file's directory cannot be made
+        raise ConfigurationError(
+            f"the SQLite database cannot be created at {parsed.database} ({exc.strerror}): "
+            f"choose another {'R2V_DATABASE_URL' if settings.database_url else 'data dir'}"
+        ) from exc
+    try:
+        upgrade(database)
+    except sa_exc.OperationalError as exc:
+        database.dispose()
+        detail = (str(exc.orig).strip().splitlines() or ["no answer"])[0]
+        if backend == "sqlite":
+            raise ConfigurationError(
+                f"the SQLite database {parsed.database} cannot be used ({detail}): check "
+                "that its directory is yours and writable, or choose another"
+            ) from exc
+        raise ServiceUnavailable(
+            f"the database {parsed.render_as_string(hide_password=True)} cannot be used "
+            f"({detail}): check that it runs and that R2V_DATABASE_URL is right"
+        ) from exc
     return database, SqlStore(database, max_running_per_key=settings.max_running_per_key)
 
 
@@ -348,8 +397,8 @@ def build_runtime(settings: Settings, engines: Sequence[str] | None = None) -> R
     --engines`); the API still knows every model.
     """
     data = settings.data_dir
+    blobs = open_blobs(settings)  # first: a storage setting that cannot work fails at once
     database, store = open_store(settings)
-    blobs = open_blobs(settings)
     workspaces = data / "work"
     routes = model_routes(settings)
     upstreams = upstream_engines(settings)

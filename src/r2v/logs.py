@@ -37,6 +37,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for name, value in getattr(record, "fields", {}).items():
+            entry.setdefault(name, value)
         for name, var in (("request_id", request_id), ("task_id", task_id)):
             value = var.get()
             if value is not None:
@@ -44,6 +46,19 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
+
+
+def fields(**values: object) -> dict[str, object]:
+    """The `extra` of a log call whose JSON line carries `values` as fields of their own
+    (a text line shows only the message, so the message should say them too)."""
+    return {"fields": values}
+
+
+def json_line(logger: str, message: str, **values: object) -> str:
+    """A JSON log line made without logging: for what must be seen whatever the log level."""
+    record = logging.LogRecord(logger, logging.INFO, "", 0, message, None, None)
+    record.fields = values
+    return JsonFormatter().format(record)
 
 
 class _ContextText(logging.Formatter):

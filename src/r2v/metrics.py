@@ -2,12 +2,18 @@
 
 HTTP latency, render time, claim latency and fetched bytes are counted where they happen;
 the task counts by status (and so the queue depth) are read from the database at scrape
-time, so every replica reports the same, true numbers.
+time, so every replica reports the same, true numbers. A process without the API (a
+worker) serves them on a port of its own (`serve`), with its readiness beside them.
 """
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -86,3 +92,68 @@ class Metrics:
     def render(self) -> bytes:
         """The exposition text of every metric."""
         return generate_latest(self.registry)
+
+
+class _Port(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, host: str, port: int, metrics: Metrics, ready: Callable[[], None]):
+        # the address family of the host (IPv4 or IPv6), as `http.server` chooses it
+        family, _type, _proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        self.address_family = family
+        self.metrics = metrics
+        self.ready = ready
+        super().__init__((str(address[0]), port), _PortHandler)
+
+
+class _PortHandler(BaseHTTPRequestHandler):
+    server: _Port
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        if path == "/metrics":
+            self._answer(200, CONTENT_TYPE, self.server.metrics.render())
+        elif path == "/readyz":
+            try:
+                self.server.ready()
+            except Exception as exc:
+                message = getattr(exc, "message", None) or str(exc)
+                self._json(503, _error("service_unavailable", message))
+            else:
+                self._json(200, {"status": "ready"})
+        else:
+            self._json(404, _error("not_found", "this port serves /metrics and /readyz only"))
+
+    def _json(self, status: int, body: dict[str, object]) -> None:
+        self._answer(status, "application/json", json.dumps(body).encode())
+
+    def _answer(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, _format: str, *_args: object) -> None:
+        pass  # a scrape every few seconds is not news
+
+
+def _error(code: str, message: str) -> dict[str, object]:
+    # the API's error envelope
+    kind = "service_unavailable_error" if code == "service_unavailable" else "not_found_error"
+    return {"error": {"code": code, "message": message, "type": kind, "param": None}}
+
+
+def serve(
+    metrics: Metrics, host: str, port: int, ready: Callable[[], None] = lambda: None
+) -> ThreadingHTTPServer:
+    """Serve `GET /metrics` and `GET /readyz` (200 when `ready` returns, 503 when it
+    raises) on `host:port` from a daemon thread, and 404 for any other path.
+
+    Binds before it returns: a port already taken raises `OSError` here.
+    """
+    server = _Port(host, port, metrics, ready)
+    threading.Thread(target=server.serve_forever, name="metrics-port", daemon=True).start()
+    return server

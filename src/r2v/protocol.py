@@ -108,6 +108,15 @@ class TaskErrorCode(StrEnum):
 
 ReferenceKind = Literal["image", "video", "audio"]
 
+EXTENSION: dict[str, Any] = {"x-r2v-extension": True}
+"""The JSON-schema (and OpenAPI) mark of what r2v adds to the Seedance 2.0 API."""
+
+_EXAMPLE_TASK_ID = "task-unified-1757165031-uyujaw3d"
+_EXAMPLE_RESULT = (
+    f"https://r2v.example.com/results/{_EXAMPLE_TASK_ID}/video.mp4"
+    "?expires=1757251431&signature=n4bQgYhMS2Zx0Hc6Yt3v8sQm1KpL7wRa9eFj5uDcXo0"
+)
+
 
 @dataclass(frozen=True)
 class Mention:
@@ -163,51 +172,83 @@ class CreateVideoRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    model: ModelName = Field(description="`seedance-2.0-reference-to-video` or the fast variant.")
+    model: ModelName = Field(
+        description="`seedance-2.0-reference-to-video` or the fast variant.",
+        examples=[STANDARD_MODEL],
+    )
     prompt: str = Field(
         min_length=1,
         max_length=MAX_PROMPT_CHARS,
         description="1-5000 characters; `@Image1`, `@Video1`, `@Audio1` name references.",
+        examples=["@Image1 walks along the beach at sunset, dancing like @Video1, to @Audio1"],
     )
-    resolution: Resolution = Field("720p", description="`480p` or `720p` (alias: `quality`).")
+    resolution: Resolution = Field(
+        "720p", description="`480p` or `720p` (alias: `quality`).", examples=["720p"]
+    )
     aspect_ratio: AspectRatio = Field(
-        "adaptive", description="One of six ratios, or `adaptive` to follow the references."
+        "adaptive",
+        description="One of six ratios, or `adaptive` to follow the references.",
+        examples=["16:9"],
     )
-    duration: StrictInt = Field(5, description="Seconds, 4-15, or -1 to let the engine decide.")
-    generate_audio: StrictBool = Field(True, description="Give the video a soundtrack.")
+    duration: StrictInt = Field(
+        5, description="Seconds, 4-15, or -1 to let the engine decide.", examples=[5]
+    )
+    generate_audio: StrictBool = Field(
+        True, description="Give the video a soundtrack.", examples=[True]
+    )
     seed: StrictInt = Field(
-        AUTO_SEED, ge=AUTO_SEED, le=MAX_SEED, description="-1 draws one; the task reports it."
+        AUTO_SEED,
+        ge=AUTO_SEED,
+        le=MAX_SEED,
+        description="-1 draws one; the task reports it.",
+        examples=[-1],
     )
     image_urls: Annotated[list[str], Field(max_length=MAX_IMAGES)] = Field(
         default_factory=list,
-        description="Up to 9 JPEG, PNG or WebP URLs, each at most 30 MB (EXT: `asset://…` "
-        "ids of Ark's asset library, for models served by an upstream).",
+        description="Up to 9 JPEG, PNG or WebP URLs, each at most 30 MB. An r2v extension: "
+        "`asset://…` ids of Ark's asset library, for models served by an upstream.",
+        examples=[["https://example.com/refs/dancer.jpg"]],
     )
     video_urls: Annotated[list[str], Field(max_length=MAX_VIDEOS)] = Field(
-        default_factory=list, description="Up to 3 MP4 or MOV URLs, 2-15 s and under 50 MB in all."
+        default_factory=list,
+        description="Up to 3 MP4 or MOV URLs, 2-15 s and under 50 MB in all.",
+        examples=[["https://example.com/refs/moves.mp4"]],
     )
     audio_urls: Annotated[list[str], Field(max_length=MAX_AUDIOS)] = Field(
-        default_factory=list, description="Up to 3 MP3 or WAV URLs, each at most 15 s and 15 MB."
+        default_factory=list,
+        description="Up to 3 MP3 or WAV URLs, each at most 15 s and 15 MB.",
+        examples=[["https://example.com/refs/waves.mp3"]],
     )
     callback_url: str | None = Field(
-        None, max_length=MAX_URL_CHARS, description="EXT: where to POST the finished task."
+        None,
+        max_length=MAX_URL_CHARS,
+        description="Where to POST the finished (or failed) task, signed as a Standard Webhook.",
+        examples=["https://example.com/hooks/r2v"],
+        json_schema_extra=EXTENSION,
     )
     first_frame_image: StrictInt | None = Field(
         None,
         ge=1,
         le=MAX_IMAGES,
-        description="EXT: the image (1-based, in image_urls) the video opens on, exactly, as "
+        description="The image (1-based, in image_urls) the video opens on, exactly, as "
         "Ark's `first_frame` role; a prompt's own wording (\"@Image1 as the first frame\") "
         "pins frames too.",
+        examples=[1],
+        json_schema_extra=EXTENSION,
     )
     last_frame_image: StrictInt | None = Field(
         None,
         ge=1,
         le=MAX_IMAGES,
-        description="EXT: the image (1-based, in image_urls) the video ends on, exactly.",
+        description="The image (1-based, in image_urls) the video ends on, exactly.",
+        examples=[1],
+        json_schema_extra=EXTENSION,
     )
     return_last_frame: StrictBool = Field(
-        False, description="EXT: also offer a PNG of the video's last frame (Ark's option)."
+        False,
+        description="Also offer a PNG of the video's last frame (Ark's option).",
+        examples=[False],
+        json_schema_extra=EXTENSION,
     )
 
     @model_validator(mode="before")
@@ -281,23 +322,54 @@ class Usage(BaseModel):
     user_group: str = "default"
     upstream: dict[str, Any] | None = Field(
         None,
-        description="EXT: for a model served by an upstream, the upstream's own usage of the "
+        description="For a model served by an upstream, the upstream's own usage of the "
         "task (e.g. Ark's `completion_tokens`), once it reports one.",
+        json_schema_extra=EXTENSION,
     )
 
 
 class TaskObject(BaseModel):
     """The task as `GET /v1/tasks/{task_id}` returns it."""
 
-    id: str
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": _EXAMPLE_TASK_ID,
+                    "object": "video.generation.task",
+                    "created": 1757165031,
+                    "model": STANDARD_MODEL,
+                    "type": "video",
+                    "status": "completed",
+                    "progress": 100,
+                    "results": [_EXAMPLE_RESULT],
+                    "task_info": {
+                        "can_cancel": False,
+                        "estimated_time": 40,
+                        "video_duration": 5,
+                        "seed": 1234,
+                    },
+                    "usage": {
+                        "billing_rule": "per_second",
+                        "credits_reserved": 5,
+                        "user_group": "default",
+                    },
+                }
+            ]
+        }
+    )
+
+    id: str = Field(examples=[_EXAMPLE_TASK_ID])
     object: Literal["video.generation.task"] = "video.generation.task"
-    created: int = Field(description="Unix seconds of creation.")
-    model: str
+    created: int = Field(description="Unix seconds of creation.", examples=[1757165031])
+    model: str = Field(examples=[STANDARD_MODEL])
     type: Literal["video"] = "video"
     status: TaskStatus
     progress: int = Field(ge=0, le=100, description="0-100, rising monotonically.")
     results: list[str] | None = Field(
-        None, description="Signed download URLs, present only when completed."
+        None,
+        description="Signed download URLs, present only when completed.",
+        examples=[[_EXAMPLE_RESULT]],
     )
     error: TaskError | None = Field(None, description="Present only when failed.")
     task_info: TaskInfo
@@ -305,7 +377,9 @@ class TaskObject(BaseModel):
 
 
 class TaskList(BaseModel):
-    """EXT: a page of `GET /v1/tasks`, newest first; pass `last_id` as `after` for the next."""
+    """A page of `GET /v1/tasks`, newest first; pass `last_id` as `after` for the next."""
+
+    model_config = ConfigDict(json_schema_extra=EXTENSION)
 
     object: Literal["list"] = "list"
     data: list[TaskObject]
@@ -347,11 +421,16 @@ def url_problem(url: str) -> str | None:
 
 
 class FileObject(BaseModel):
-    """EXT: an uploaded reference, as `POST /v1/files` returns it."""
+    """An uploaded reference, as `POST /v1/files` returns it."""
 
-    id: str
+    model_config = ConfigDict(json_schema_extra=EXTENSION)
+
+    id: str = Field(examples=["file-3k9x2m7q1w8e5r4t6y0u2i9o"])
     object: Literal["file"] = "file"
-    url: str = Field(description="Put this in image_urls, video_urls or audio_urls (same key).")
+    url: str = Field(
+        description="Put this in image_urls, video_urls or audio_urls (same key).",
+        examples=["https://r2v.example.com/v1/files/file-3k9x2m7q1w8e5r4t6y0u2i9o/content"],
+    )
     bytes: int
     filename: str | None = None
     kind: ReferenceKind = Field(description="What the bytes are: image, video or audio.")

@@ -6,12 +6,17 @@ runs at import. The README's settings table is written from the field descriptio
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from r2v.protocol import MODELS
 
 
 def model_key(name: str) -> str:
@@ -395,3 +400,61 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'r2v.db').resolve()}"
+
+
+# Read by the client side (`r2v generate`, the SDK), so never a typo of a setting.
+CLIENT_VARIABLES = frozenset({"R2V_BASE_URL", "R2V_API_KEY"})
+
+
+def variable_names() -> list[str]:
+    """Every `R2V_…` variable a setting reads, each model's settings spelled for that model
+    (`R2V_MODELS__SEEDANCE_2_0_REFERENCE_TO_VIDEO__ENGINE`)."""
+    names = [f"R2V_{name.upper()}" for name in Settings.model_fields]
+    for model in MODELS:
+        prefix = f"R2V_MODELS__{model_key(model).upper()}"
+        names.append(prefix)
+        names += [f"{prefix}__{field.upper()}" for field in ModelSettings.model_fields]
+    return names
+
+
+def _spelled(variable: str) -> str:
+    """A variable as the settings read it: upper case, a model's name as its settings key."""
+    upper = variable.upper()
+    head, sep, rest = upper.partition("R2V_MODELS__")
+    if head or not sep:
+        return upper
+    model, sep, field = rest.partition("__")
+    return f"R2V_MODELS__{model_key(model).upper()}{sep}{field}"
+
+
+def unknown_variables() -> list[str]:
+    """A warning for each `R2V_…` variable in the environment that no setting reads (a typo,
+    say, which would otherwise be ignored in silence), naming the nearest real one."""
+    known = variable_names()
+    accepted = set(known) | CLIENT_VARIABLES
+    warnings = []
+    for variable in sorted(os.environ):
+        spelled = _spelled(variable)
+        if not spelled.startswith("R2V_") or spelled in accepted:
+            continue
+        # compared without the prefix all share, so that only a close name is offered
+        nearest = difflib.get_close_matches(spelled[4:], [n[4:] for n in known], 1, 0.7)
+        hint = f"; did you mean R2V_{nearest[0]}?" if nearest else ""
+        warnings.append(f"{variable} is not an r2v setting, so it is ignored{hint}")
+    return warnings
+
+
+def variable_of(location: Sequence[str | int]) -> str:
+    """The environment variable a validation error's location names: `('models', 'x',
+    'engine')` is `R2V_MODELS__X__ENGINE`; the place inside a JSON value follows it, as in
+    `R2V_MODELS__X__UPSTREAM_FALLBACKS[0].api`."""
+    names: list[str] = []
+    inside = ""
+    for part in location:
+        if isinstance(part, int):
+            inside += f"[{part}]"
+        elif inside:
+            inside += f".{part}"
+        else:
+            names.append(part.upper())
+    return "R2V_" + "__".join(names) + inside

@@ -150,6 +150,9 @@ class TaskContext:
         self._workspace = workspace
         self._deadline = deadline
         self._share = FETCH_SHARE
+        # A retried task keeps the progress its lost attempt reached (the wire never goes
+        # backwards): this attempt's whole bar is laid out above it, so it moves at once.
+        self._floor = record.progress
         self._written = record.progress
         self._written_at = 0.0
 
@@ -176,7 +179,8 @@ class TaskContext:
     def progress(self, fraction: float) -> None:
         self.check()
         low, high = self._share
-        percent = int(low + (high - low) * min(max(fraction, 0.0), 1.0))
+        bar = low + (high - low) * min(max(fraction, 0.0), 1.0)
+        percent = int(self._floor + bar * (100 - self._floor) / 100)
         now = time.monotonic()
         if percent > self._written and now - self._written_at >= PROGRESS_WRITE_INTERVAL:
             if not self._store.set_progress(self._record.id, self._record.attempt, percent):

@@ -6,6 +6,7 @@ whoever composes the server and are passed in as `on_startup` / `on_shutdown`.
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import time
@@ -17,13 +18,17 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import r2v
 from r2v import logs
 from r2v.api.ark import ark
+from r2v.api.docs import finish_schema, install_docs
 from r2v.api.errors import door_of, error_response, install_error_handlers
 from r2v.api.gate import Gate
+from r2v.api.paths import route_path
+from r2v.api.playground import playground
 from r2v.api.polls import TaskPolls
 from r2v.api.reads import TaskReads
 from r2v.api.routes import public, v1
@@ -36,10 +41,14 @@ UPLOAD_PATHS = frozenset({"/v1/files", "/v1/videos"})
 """Where a body may carry a file (an upload, or OpenAI's `input_reference`): the upload cap."""
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _ids = random.Random()
+access_log = logging.getLogger("r2v.access")
+"""One line per request: method, path (never the query: it holds links' signatures),
+status and milliseconds; the request id rides along like every log record's."""
 
 
 class RequestContext:
-    """Gives every request an id (echoed as X-Request-ID) and caps the body size.
+    """Gives every request an id (echoed as X-Request-ID), caps the body size, times the
+    request and logs it (`r2v.access`).
 
     Uploads (`POST /v1/files`) have their own, larger cap; every other body the JSON cap.
     """
@@ -80,11 +89,7 @@ class RequestContext:
         started = time.perf_counter()
         status = 500
 
-        cap = self.max_upload_bytes if scope["path"] in UPLOAD_PATHS else self.max_body_bytes
-        if declared.isdigit() and int(declared) > cap:
-            await self._too_large(cap, scope, receive, send)
-            return
-
+        cap = self.max_upload_bytes if route_path(scope) in UPLOAD_PATHS else self.max_body_bytes
         received = 0
 
         async def counted_receive() -> Message:
@@ -109,10 +114,16 @@ class RequestContext:
         # a bodiless request (every poll) needs no byte counting
         bodiless = scope["method"] in ("GET", "HEAD", "DELETE") and not declared
         try:
-            await self.app(scope, receive if bodiless else counted_receive, send_with_id)
+            if declared.isdigit() and int(declared) > cap:
+                await self._too_large(cap, scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive if bodiless else counted_receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - started
             if self.metrics is not None:
-                self._observe(scope, status, time.perf_counter() - started)
+                self._observe(scope, status, seconds)
+            if access_log.isEnabledFor(logging.INFO):
+                _log_access(scope, status, seconds)
 
     def _observe(self, scope: Scope, status: int, seconds: float) -> None:
         assert self.metrics is not None
@@ -125,9 +136,15 @@ class RequestContext:
         timer.observe(seconds)
 
     async def _too_large(self, cap: int, scope: Scope, receive: Receive, send: Send) -> None:
-        door = door_of(scope["path"])
+        door = door_of(route_path(scope))
         response = error_response(413, "request_too_large", _too_large_message(cap), door=door)
         await response(scope, receive, send)
+
+
+def _log_access(scope: Scope, status: int, seconds: float) -> None:
+    method, path, ms = scope["method"], scope["path"], round(seconds * 1000, 1)
+    fields = logs.fields(method=method, path=path, status=status, duration_ms=ms)
+    access_log.info("%s %s %d %.1f ms", method, path, status, ms, extra=fields)
 
 
 def _too_large_message(cap: int) -> str:
@@ -138,8 +155,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     """The schema, with the bearer scheme on every /v1 and Ark operation (`api_key`)."""
     if app.openapi_schema:
         return app.openapi_schema
-    schema = get_openapi(
-        title=app.title, version=app.version, summary=app.summary, routes=app.routes
+    schema = finish_schema(
+        get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
     )
     schema.setdefault("components", {})["securitySchemes"] = {
         "bearer": {"type": "http", "scheme": "bearer"}
@@ -171,10 +188,34 @@ class R2vApp(FastAPI):
     """The pollers' path, once the stack is built (its `app` is the framework's own stack)."""
 
     def build_middleware_stack(self) -> ASGIApp:
+        """Outermost first: the request context, the gate, the middlewares added to the app,
+        the pollers' path, then the framework's own stack.
+
+        A middleware added with `add_middleware` (or `@app.middleware("http")`) wraps the
+        pollers' path as well as the framework, so it sees every request, polls included.
+        Where FastAPI puts it, inside its own stack, `TaskPolls` would answer polls before it
+        ever ran, and a CORS or auth layer would silently miss the busiest request there is.
+        Polls pay for what is added; r2v itself adds nothing there.
+        """
         services = self._services
-        self.polls = TaskPolls(super().build_middleware_stack(), services, self._reads)
+        added, self.user_middleware = self.user_middleware, []
+        try:
+            framework = super().build_middleware_stack()
+        finally:
+            self.user_middleware = added
+        self.polls = TaskPolls(framework, services, self._reads)
+        inner: ASGIApp = self.polls
+        if added:
+            for cls, args, kwargs in reversed(added):
+                inner = cls(inner, *args, **kwargs)
+            # what the framework's own stack does for its middlewares: an exception escaping
+            # one is answered by the app's 500 handler (the error envelope)
+            handler = next(
+                (h for k, h in self.exception_handlers.items() if k in (500, Exception)), None
+            )
+            inner = ServerErrorMiddleware(inner, handler=handler, debug=self.debug)
         return RequestContext(
-            Gate(self.polls, services.keys, services.allowed_hosts),
+            Gate(inner, services.keys, services.allowed_hosts),
             max_body_bytes=services.max_body_bytes,
             max_upload_bytes=services.max_upload_bytes,
             metrics=services.metrics,
@@ -207,6 +248,8 @@ def create_app(
         version=r2v.__version__,
         summary="Seedance 2.0 multimodal reference-to-video API, self-hosted.",
         lifespan=lifespan,
+        docs_url=None,  # the CDN's page: ours, served from the package, is `install_docs`
+        redoc_url=None,
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
@@ -214,4 +257,6 @@ def create_app(
     app.include_router(videos)
     app.include_router(ark)
     app.include_router(public)
+    install_docs(app)
+    app.include_router(playground)
     return app

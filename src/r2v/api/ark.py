@@ -31,9 +31,11 @@ from pydantic import (
 )
 from starlette.concurrency import run_in_threadpool
 
+from r2v.api.docs import answers
 from r2v.api.routes import Key, Services
 from r2v.errors import Conflict, InvalidRequest
 from r2v.protocol import (
+    EXTENSION,
     FAST_MODEL,
     FPS,
     MAX_DURATION,
@@ -351,7 +353,38 @@ def _usage(view: TaskView) -> dict[str, int]:
 ark = APIRouter(prefix=PREFIX, tags=["Ark door"])
 
 
-@ark.post("")
+_CREATE_EXAMPLE = {
+    "model": "dreamina-seedance-2-0-260128",
+    "content": [
+        {"type": "text", "text": "@Image1 walks along the beach at sunset, dancing like @Video1"},
+        {
+            "type": "image_url",
+            "image_url": {"url": "https://example.com/refs/dancer.jpg"},
+            "role": "reference_image",
+        },
+        {
+            "type": "video_url",
+            "video_url": {"url": "https://example.com/refs/moves.mp4"},
+            "role": "reference_video",
+        },
+    ],
+    "ratio": "16:9",
+    "duration": 5,
+    "generate_audio": True,
+}
+_CREATED = {
+    "content": {"application/json": {"example": {"id": "task-unified-1757165031-uyujaw3d"}}}
+}
+_DELETED: dict[str, Any] = {"content": {"application/json": {"example": {}}}}
+
+
+@ark.post(
+    "",
+    summary="Create a task (Ark)",
+    responses=answers(400, 401, 409, 413, 429, 503, door="ark", ok=_CREATED, creates=True),
+    openapi_extra={"requestBody": {"content": {"application/json": {"example": _CREATE_EXAMPLE}}}}
+    | EXTENSION,
+)
 async def create_task(
     body: Annotated[ArkCreateBody, Body()],
     request: Request,
@@ -388,14 +421,24 @@ async def create_task(
     return {"id": record.id}
 
 
-@ark.get("/{task_id}")
+@ark.get(
+    "/{task_id}",
+    summary="Get a task (Ark)",
+    responses=answers(400, 401, 404, 503, door="ark"),
+    openapi_extra=EXTENSION,
+)
 def get_task(task_id: str, request: Request, key: Key, svc: Services) -> dict[str, Any]:
     """A task as Ark's task object; `content.video_url` is a signed link valid 24 h."""
     record = svc.tasks.record(key.id, task_id)
     return ark_task(svc.tasks.view(record, svc.base_url(request.scope)))
 
 
-@ark.get("")
+@ark.get(
+    "",
+    summary="List tasks (Ark)",
+    responses=answers(400, 401, 503, door="ark"),
+    openapi_extra=EXTENSION,
+)
 def list_tasks(
     request: Request,
     key: Key,
@@ -419,7 +462,12 @@ def list_tasks(
     return {"total": total, "items": [ark_task(view) for view in views]}
 
 
-@ark.delete("/{task_id}")
+@ark.delete(
+    "/{task_id}",
+    summary="Cancel or delete a task (Ark)",
+    responses=answers(400, 401, 404, 409, 503, door="ark", ok=_DELETED),
+    openapi_extra=EXTENSION,
+)
 def delete_task(task_id: str, request: Request, key: Key, svc: Services) -> Response:
     """Cancel a queued or running task (it stays, `cancelled`); delete a finished one
     (its video too: its id then answers 404)."""

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from r2v import errors
+from r2v.api.paths import route_path
 from r2v.protocol import FAST_MODEL, STANDARD_MODEL, ErrorBody, ErrorDetail
 
 log = logging.getLogger("r2v.api")
@@ -227,7 +228,7 @@ def _request_id(request: Request) -> str:
 
 
 def _door(request: Request) -> Door:
-    return door_of(request.scope["path"])
+    return door_of(route_path(request.scope))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Collection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from r2v.api.errors import ARK_PREFIX, door_of, exception_response
+from r2v.api.paths import route_path
 from r2v.api.polls import authenticate
 from r2v.errors import InvalidRequest
 from r2v.tasks.keys import KeyService
@@ -37,10 +38,10 @@ class Gate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = route_path(scope)
         try:
             if self._hosts:
                 self._check_host(scope)
-            path: str = scope["path"]
             if (
                 scope["method"] in _BODY_METHODS
                 and path.startswith(("/v1/", ARK_PREFIX))
@@ -49,7 +50,7 @@ class Gate:
                 await authenticate(self._keys, scope)  # cached afterwards, for the route
         except Exception as exc:
             request_id = scope.get("state", {}).get("request_id", "-")
-            door = door_of(scope["path"])
+            door = door_of(path)
             await exception_response(exc, request_id, door)(scope, receive, send)
             return
         await self.app(scope, receive, send)

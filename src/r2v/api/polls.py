@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from r2v.api.errors import exception_response
+from r2v.api.paths import route_path
 from r2v.api.reads import TaskReads
 from r2v.api.services import ApiServices
 from r2v.protocol import TaskObject
@@ -55,22 +56,15 @@ def task_json(task: TaskObject) -> bytes:
     return task.model_dump_json(exclude_none=True).encode()
 
 
-def _route_path(scope: Scope) -> str:
-    # the path the router matches: without the prefix the app is mounted under, cut only at
-    # a segment boundary (as Starlette's router does)
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
-        return path[len(root) :]
-    return path
-
-
-async def read_task(
+async def answer_poll(
     services: ApiServices, reads: TaskReads, scope: Scope, task_id: str
-) -> TaskObject:
-    """The caller's task (raises the domain error a bad key or id gets)."""
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of a poll's answer: the caller's task as JSON, with its poll
+    hint. Raises the domain error a bad key or id gets. Both the declared route and
+    `TaskPolls` answer with this, so the two cannot drift apart."""
     key = await authenticate(services.keys, scope)
-    return await reads.get(key.id, task_id, services.base_url(scope))
+    task = await reads.get(key.id, task_id, services.base_url(scope))
+    return task_json(task), {"content-type": "application/json"} | hint_headers(task)
 
 
 class TaskPolls:
@@ -88,19 +82,13 @@ class TaskPolls:
             return
         scope["r2v.route"] = TASK_ROUTE
         try:
-            task = await read_task(self.services, self.reads, scope, task_id)
+            body, extra = await answer_poll(self.services, self.reads, scope, task_id)
         except Exception as exc:  # every failure gets its envelope, as on the routes
             request_id = scope.get("state", {}).get("request_id", "-")
             await exception_response(exc, request_id)(scope, receive, send)
             return
-        body = task_json(task)
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        headers += [
-            (name.lower().encode(), value.encode()) for name, value in hint_headers(task).items()
-        ]
+        headers = [(b"content-length", str(len(body)).encode())]
+        headers += [(name.lower().encode(), value.encode()) for name, value in extra.items()]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -109,7 +97,7 @@ def _task_id(scope: Scope) -> str | None:
     # exactly `GET /v1/tasks/<one non-empty segment>`; `…/events` and the rest are not polls
     if scope["type"] != "http" or scope["method"] != "GET":
         return None
-    path = _route_path(scope)
+    path = route_path(scope)
     if not path.startswith(_PREFIX):
         return None
     task_id = path[len(_PREFIX) :]

@@ -9,26 +9,16 @@ from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from r2v.api.polls import (
-    TASK_ROUTE,
-    authenticate,
-    authorization,
-    hint_headers,
-    read_task,
-    task_json,
-)
+from r2v.api.docs import CREATE_EXAMPLES, CREATED, POLL_HINT, UPLOAD_TYPES, answers, file_answers
+from r2v.api.polls import TASK_ROUTE, answer_poll, authenticate, authorization, hint_headers
 from r2v.api.reads import TaskReads
 from r2v.api.services import ApiServices
 from r2v.api.streaming import StreamSlots, prefer_wait, task_events, wait_terminal
 from r2v.errors import InvalidRequest
 from r2v.metrics import CONTENT_TYPE
-from r2v.protocol import CreateVideoRequest, ErrorBody, FileObject, TaskList, TaskObject
+from r2v.protocol import EXTENSION, CreateVideoRequest, FileObject, TaskList, TaskObject
 from r2v.tasks.links import CALLBACK_PATH
 from r2v.tasks.ports import ApiKey, BlobLocation
-
-ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorBody} for status in (400, 401, 404, 409, 413, 429, 500)
-}
 
 
 def services(request: Request) -> ApiServices:
@@ -49,7 +39,7 @@ async def _services(request: Request) -> ApiServices:
 Services = Annotated[ApiServices, Depends(_services)]
 Key = Annotated[ApiKey, Depends(api_key)]
 
-v1 = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+v1 = APIRouter(prefix="/v1", tags=["Seedance 2.0 API"])
 public = APIRouter()
 
 
@@ -58,7 +48,13 @@ def _poll_hint(response: Response, task: TaskObject) -> TaskObject:
     return task
 
 
-@v1.post("/videos/generations", response_model_exclude_none=True)
+@v1.post(
+    "/videos/generations",
+    response_model_exclude_none=True,
+    summary="Create a task",
+    responses=answers(400, 401, 409, 413, 429, 503, ok=CREATED, creates=True),
+    openapi_extra={"requestBody": {"content": {"application/json": {"examples": CREATE_EXAMPLES}}}},
+)
 async def create_video(
     body: CreateVideoRequest,
     request: Request,
@@ -66,10 +62,21 @@ async def create_video(
     key: Key,
     svc: Services,
     idempotency_key: Annotated[
-        str | None, Header(description="EXT: the same key and body within 24 h: the same task.")
+        str | None,
+        Header(
+            description="The same key and body within 24 h: the same task (another body: 409).",
+            examples=["3f1c2a9e-8d4b-4e57-9a1b-2c6d7e8f9a0b"],
+            json_schema_extra=EXTENSION,
+        ),
     ] = None,
     prefer: Annotated[
-        str | None, Header(description="EXT: `wait=N` holds the answer up to N s (max 60).")
+        str | None,
+        Header(
+            # no example: a tool that sends it (schemathesis) would wait on every create
+            description="`wait=N` (e.g. `wait=30`) holds the answer up to N s (max 60) for "
+            "the task to end.",
+            json_schema_extra=EXTENSION,
+        ),
     ] = None,
 ) -> TaskObject:
     """Create a reference-to-video task; poll `GET /v1/tasks/{id}` until it ends."""
@@ -84,7 +91,13 @@ async def create_video(
     return _poll_hint(response, task)
 
 
-@v1.get("/tasks", response_model_exclude_none=True)
+@v1.get(
+    "/tasks",
+    response_model_exclude_none=True,
+    summary="List tasks",
+    responses=answers(400, 401, 503),
+    openapi_extra=EXTENSION,
+)
 def list_tasks(
     request: Request,
     key: Key,
@@ -93,23 +106,31 @@ def list_tasks(
     after: Annotated[str | None, Query(description="The last id of the previous page.")] = None,
     status: Annotated[str | None, Query(description="Only tasks with this status.")] = None,
 ) -> TaskList:
-    """EXT: the key's tasks, newest first, cursor paged."""
+    """The key's tasks, newest first, cursor paged."""
     return svc.tasks.page(key.id, svc.base_url(request.scope), limit, after, status)
 
 
-@v1.delete("/tasks/{task_id}", response_model_exclude_none=True)
+@v1.delete(
+    "/tasks/{task_id}",
+    response_model_exclude_none=True,
+    summary="Cancel a task",
+    responses=answers(400, 401, 404, 409, 503),
+    openapi_extra=EXTENSION,
+)
 def cancel_task(task_id: str, request: Request, key: Key, svc: Services) -> TaskObject:
-    """EXT: cancel a pending or processing task; it ends `failed` / `request_cancelled`."""
+    """Cancel a pending or processing task; it ends `failed` with `request_cancelled`."""
     return svc.tasks.cancel(key.id, task_id, svc.base_url(request.scope))
 
 
 @v1.get(
     "/tasks/{task_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    summary="Stream a task's events",
+    responses=answers(400, 401, 404, 429, 503, ok={"content": {"text/event-stream": {}}}),
+    openapi_extra=EXTENSION,
 )
 def task_event_stream(task_id: str, request: Request, key: Key, svc: Services) -> StreamingResponse:
-    """EXT: Server-Sent Events of the task's status and progress, closing once it ends."""
+    """Server-Sent Events of the task's status and progress, closing once it ends."""
     base_url = svc.base_url(request.scope)
     svc.tasks.get(key.id, task_id, base_url)  # a 404 or 400 now, not inside the stream
     streams: StreamSlots = request.app.state.streams
@@ -126,14 +147,33 @@ def task_event_stream(task_id: str, request: Request, key: Key, svc: Services) -
     )
 
 
-@v1.get(TASK_ROUTE.removeprefix("/v1"), response_model=TaskObject, response_model_exclude_none=True)
+@v1.get(
+    TASK_ROUTE.removeprefix("/v1"),
+    response_model=TaskObject,
+    response_model_exclude_none=True,
+    summary="Get a task",
+    responses=answers(400, 401, 404, 503, ok=POLL_HINT),
+)
 async def get_task(task_id: str, request: Request) -> Response:
     """The task; `results` holds a freshly signed download link once completed."""
     # In this app `TaskPolls` answers polls ahead of the router; the route is declared for
     # the schema, and answers the same way should a request ever reach it.
     reads: TaskReads = request.app.state.reads
-    task = await read_task(services(request), reads, request.scope, task_id)
-    return Response(task_json(task), media_type="application/json", headers=hint_headers(task))
+    body, headers = await answer_poll(services(request), reads, request.scope, task_id)
+    return Response(body, headers=headers)
+
+
+@v1.get(
+    "/tasks/{task_id}/request",
+    response_model_exclude_none=True,
+    summary="Get a task's request",
+    responses=answers(400, 401, 404, 503),
+    openapi_extra=EXTENSION,
+)
+def get_task_request(task_id: str, key: Key, svc: Services) -> CreateVideoRequest:
+    """The request the task was created with (references, settings, seed as sent), as
+    `POST /v1/videos/generations` takes it: what a "run it again" needs."""
+    return svc.tasks.record(key.id, task_id).request
 
 
 _UPLOAD_BODY = {
@@ -156,9 +196,15 @@ _UPLOAD_BODY = {
 }
 
 
-@v1.post("/files", response_model_exclude_none=True, openapi_extra={"requestBody": _UPLOAD_BODY})
+@v1.post(
+    "/files",
+    response_model_exclude_none=True,
+    summary="Upload a reference",
+    responses=answers(400, 401, 413, 429, 503),
+    openapi_extra={"requestBody": _UPLOAD_BODY} | EXTENSION,
+)
 async def upload_file(request: Request, key: Key, svc: Services) -> FileObject:
-    """EXT: upload a local reference; its `url` goes into image/video/audio_urls."""
+    """Upload a local reference; its `url` goes into image/video/audio_urls."""
     # the key's rate and quota are checked before a byte of the body is read
     await run_in_threadpool(svc.files.admit, key.id)
     form = await request.form(max_files=1, max_fields=10)
@@ -172,9 +218,15 @@ async def upload_file(request: Request, key: Key, svc: Services) -> FileObject:
     return svc.files.to_wire(record, svc.base_url(request.scope))
 
 
-@v1.get("/files/{file_id}", response_model_exclude_none=True)
+@v1.get(
+    "/files/{file_id}",
+    response_model_exclude_none=True,
+    summary="Get an upload",
+    responses=answers(400, 401, 404, 503),
+    openapi_extra=EXTENSION,
+)
 def get_file(file_id: str, request: Request, key: Key, svc: Services) -> FileObject:
-    """EXT: an upload's record."""
+    """An upload's record."""
     return svc.files.to_wire(svc.files.get(key.id, file_id), svc.base_url(request.scope))
 
 
@@ -185,9 +237,15 @@ def serve_blob(found: BlobLocation, media_type: str, filename: str | None = None
     return RedirectResponse(str(found.url), status_code=307)
 
 
-@v1.get("/files/{file_id}/content", response_class=FileResponse)
+@v1.get(
+    "/files/{file_id}/content",
+    response_class=FileResponse,
+    summary="Download an upload",
+    responses=file_answers(*UPLOAD_TYPES) | answers(400, 401, 404, 503),
+    openapi_extra=EXTENSION,
+)
 def get_file_content(file_id: str, key: Key, svc: Services) -> Response:
-    """EXT: an upload's bytes, for the key that uploaded it (as the type its bytes are)."""
+    """An upload's bytes, for the key that uploaded it (as the type its bytes are)."""
     return _serve_upload(*svc.files.content(key.id, file_id))
 
 
@@ -201,7 +259,9 @@ def _serve_upload(found: BlobLocation, media_type: str) -> Response:
 @public.get(
     "/results/{task_id}/video.mp4",
     response_class=FileResponse,
-    responses={403: {"model": ErrorBody}, 410: {"model": ErrorBody}},
+    tags=["Seedance 2.0 API"],
+    summary="Download a result",
+    responses=file_answers("video/mp4") | answers(400, 403, 404, 410, 503),
 )
 def download_result(
     task_id: str,
@@ -248,13 +308,19 @@ def upstream_callback(token: str, svc: Services) -> dict[str, str]:
     return {}
 
 
-@public.get("/healthz")
+@public.get("/healthz", tags=["Operations"], summary="Liveness", openapi_extra=EXTENSION)
 def healthz() -> dict[str, str]:
     """Liveness: 200 once the server has started."""
     return {"status": "ok"}
 
 
-@public.get("/readyz", responses={503: {"model": ErrorBody}})
+@public.get(
+    "/readyz",
+    tags=["Operations"],
+    summary="Readiness",
+    responses=answers(503),
+    openapi_extra=EXTENSION,
+)
 def readyz(svc: Services) -> dict[str, str]:
     """Readiness: 200 when the database and the storage answer, else 503."""
     svc.ready()

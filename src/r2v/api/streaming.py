@@ -85,7 +85,8 @@ async def task_events(
     disconnected: Callable[[], Awaitable[bool]],
     keepalive_seconds: float,
 ) -> AsyncIterator[str]:
-    """SSE: the task now, then each change of status or progress, until it is terminal.
+    """SSE: the task now, then each change of status and each rise of progress, until it
+    is terminal. Progress never goes backwards on the stream (nor in the store).
 
     A comment line keeps idle connections open every `keepalive_seconds`.
     """
@@ -98,6 +99,8 @@ async def task_events(
         if await disconnected():
             return
         current = await run_in_threadpool(fetch)
+        if current.progress < task.progress:  # the store never lowers it; nor does the stream
+            current = current.model_copy(update={"progress": task.progress})
         if (current.status, current.progress) != (task.status, task.progress):
             task = current
             number += 1

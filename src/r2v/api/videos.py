@@ -23,11 +23,13 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
+from r2v.api.docs import POLL_HINT, answers, file_answers
 from r2v.api.polls import hint_headers
 from r2v.api.routes import Key, Services, serve_blob
 from r2v.api.services import ApiServices
 from r2v.errors import InvalidRequest, NotFound, RequestError
 from r2v.protocol import (
+    EXTENSION,
     MODELS,
     OUTPUT_SIZES,
     STANDARD_MODEL,
@@ -262,18 +264,25 @@ _CREATE_BODY = {
                 "type": "object",
                 "required": ["prompt"],
                 "properties": {
-                    "prompt": {"type": "string"},
+                    "prompt": {
+                        "type": "string",
+                        "examples": ["@Image1 waves at the camera on a windy beach"],
+                    },
                     "model": {"type": "string", "enum": list(MODELS)},
-                    "seconds": {"type": "string", "example": "5"},
-                    "size": {"type": "string", "example": "1280x720"},
+                    "seconds": {"type": "string", "examples": ["5"]},
+                    "size": {"type": "string", "examples": ["1280x720"]},
                     "input_reference": {"type": "string", "format": "binary"},
-                    "image_urls[]": {"type": "array", "items": {"type": "string"}},
+                    "image_urls[]": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "examples": [["https://example.com/refs/dancer.jpg"]],
+                    },
                     "video_urls[]": {"type": "array", "items": {"type": "string"}},
                     "audio_urls[]": {"type": "array", "items": {"type": "string"}},
                     "generate_audio": {"type": "string", "enum": ["true", "false"]},
-                    "seed": {"type": "string"},
-                    "aspect_ratio": {"type": "string"},
-                    "resolution": {"type": "string"},
+                    "seed": {"type": "string", "examples": ["-1"]},
+                    "aspect_ratio": {"type": "string", "examples": ["16:9"]},
+                    "resolution": {"type": "string", "examples": ["720p"]},
                 },
             }
         },
@@ -288,7 +297,12 @@ def _answer(response: Response, svc: ApiServices, view: TaskView, base: str) -> 
     return video_object(view)
 
 
-@videos.post("", openapi_extra={"requestBody": _CREATE_BODY})
+@videos.post(
+    "",
+    summary="Create a video (OpenAI)",
+    responses=answers(400, 401, 404, 413, 429, 503, ok=POLL_HINT),
+    openapi_extra={"requestBody": _CREATE_BODY} | EXTENSION,
+)
 async def create_video(
     request: Request, response: Response, key: Key, svc: Services
 ) -> VideoObject:
@@ -335,7 +349,12 @@ async def create_video(
     return _answer(response, svc, svc.tasks.view(record, base), base)
 
 
-@videos.get("")
+@videos.get(
+    "",
+    summary="List videos (OpenAI)",
+    responses=answers(400, 401, 503),
+    openapi_extra=EXTENSION,
+)
 def list_videos(
     request: Request,
     key: Key,
@@ -356,7 +375,12 @@ def list_videos(
     )
 
 
-@videos.get("/{video_id}")
+@videos.get(
+    "/{video_id}",
+    summary="Retrieve a video (OpenAI)",
+    responses=answers(400, 401, 404, 503, ok=POLL_HINT),
+    openapi_extra=EXTENSION,
+)
 def retrieve_video(
     video_id: str, request: Request, response: Response, key: Key, svc: Services
 ) -> VideoObject:
@@ -368,7 +392,9 @@ def retrieve_video(
 @videos.get(
     "/{video_id}/content",
     response_class=Response,
-    responses={200: {"content": {"video/mp4": {}, "image/jpeg": {}}}},
+    summary="Download a video or its pictures (OpenAI)",
+    responses=file_answers("video/mp4", "image/jpeg") | answers(400, 401, 404, 410, 503),
+    openapi_extra=EXTENSION,
 )
 def download_content(
     video_id: str,
@@ -391,7 +417,12 @@ def download_content(
     return serve_blob(still, media_type)
 
 
-@videos.delete("/{video_id}")
+@videos.delete(
+    "/{video_id}",
+    summary="Delete a video (OpenAI)",
+    responses=answers(400, 401, 404, 503),
+    openapi_extra=EXTENSION,
+)
 def delete_video(video_id: str, key: Key, svc: Services) -> VideoDeleted:
     """Cancel the video if unfinished, then delete it and its files: its id then answers
     404 through every door."""
@@ -399,7 +430,12 @@ def delete_video(video_id: str, key: Key, svc: Services) -> VideoDeleted:
     return VideoDeleted(id=video_id)
 
 
-@videos.post("/{video_id}/remix")
+@videos.post(
+    "/{video_id}/remix",
+    summary="Remix a video (OpenAI)",
+    responses=answers(400, 401, 404, 413, 429, 503, ok=POLL_HINT),
+    openapi_extra=EXTENSION,
+)
 async def remix_video(
     video_id: str,
     body: Annotated[RemixBody, Body()],

@@ -6,21 +6,28 @@ The server is found through `--base-url` / `R2V_BASE_URL` and the key through `-
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-if TYPE_CHECKING:
-    from r2v.client import Client, TaskObject
+from r2v.cli.exits import (
+    EXIT_CODES_HELP,
+    EXIT_INTERRUPTED,
+    Failure,
+    Refused,
+    TaskFailed,
+    Unavailable,
+)
 
-EXIT_TASK_FAILED = 1
-EXIT_REFUSED = 3
-EXIT_UNAVAILABLE = 4
-EXIT_INTERRUPTED = 130
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from r2v.client import Client, TaskObject
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,15 +35,38 @@ MODELS = {
     "standard": "seedance-2.0-reference-to-video",
     "fast": "seedance-2.0-fast-reference-to-video",
 }
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"  # the SDK's own default, which a test holds equal
+
+# The create fields as the command line spells them, for messages about them.
+OPTION_OF = {
+    "prompt": "PROMPT",
+    "image_urls": "--image",
+    "video_urls": "--video",
+    "audio_urls": "--audio",
+    "resolution": "--resolution",
+    "aspect_ratio": "--ratio",
+    "duration": "--duration",
+    "seed": "--seed",
+    "generate_audio": "--no-audio",
+}
 
 
 def connection_options(command: F) -> F:
     """--base-url and --api-key, falling back to R2V_BASE_URL and R2V_API_KEY."""
-    command = click.option("--api-key", default=None, help="API key (default: $R2V_API_KEY).")(
-        command
-    )
     command = click.option(
-        "--base-url", default=None, help="Server URL (default: $R2V_BASE_URL or :8000)."
+        "--api-key",
+        envvar="R2V_API_KEY",
+        show_envvar=True,
+        default=None,
+        help="API key: the one `r2v serve` printed, or one from `r2v keys create`.",
+    )(command)
+    command = click.option(
+        "--base-url",
+        envvar="R2V_BASE_URL",
+        show_envvar=True,
+        default=DEFAULT_BASE_URL,
+        show_default=True,
+        help="The server's URL.",
     )(command)
     return command
 
@@ -44,9 +74,59 @@ def connection_options(command: F) -> F:
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
+def output_option(help_text: str) -> Callable[[F], F]:
+    """-o/--output: where the video goes."""
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help=help_text,
+    )
+
+
+def writable_target(output: Path) -> None:
+    """Fail before any work when the video could not be written to `output`."""
+    folder = output.parent
+    if not folder.is_dir():
+        raise Failure(
+            f"-o {output}: the directory {folder} does not exist: create it first, or choose "
+            "another path"
+        )
+    if not os.access(folder, os.W_OK):
+        raise Failure(f"-o {output}: the directory {folder} is not writable: choose another path")
+
+
+def is_path(reference: str) -> bool:
+    """Whether a reference names a local file to upload (else a URL or an `asset://` id)."""
+    return "://" not in reference
+
+
+def local_references(option: str, references: tuple[str, ...]) -> None:
+    """Fail before any work when a reference that is not a URL names no file."""
+    for reference in references:
+        if is_path(reference) and not Path(reference).is_file():
+            raise Failure(
+                f"{option} {reference}: no such file: give the path of an existing file, or "
+                "an http(s):// URL"
+            )
+
+
+def refused_locally(exc: ValidationError) -> Failure:
+    """A create the SDK checked before sending, as one line naming the options."""
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "request"
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{OPTION_OF.get(field, field)}: {message}")
+    return Failure("; ".join(problems))
+
+
 @contextmanager
-def connected(base_url: str | None, api_key: str | None) -> Iterator[Client]:
+def connected(base_url: str, api_key: str | None) -> Iterator[Client]:
     """A client, with SDK errors turned into messages and the documented exit codes."""
+    from pydantic import ValidationError
+
     from r2v.client import (
         APIConnectionError,
         APIError,
@@ -56,20 +136,27 @@ def connected(base_url: str | None, api_key: str | None) -> Iterator[Client]:
         WaitTimeout,
     )
 
+    if not base_url.startswith(("http://", "https://")):
+        raise Failure(
+            f"--base-url {base_url} is not an http(s) URL: write it as http://HOST:PORT "
+            "(or set R2V_BASE_URL so)"
+        )
+    if not api_key:
+        raise Failure(
+            "no API key: pass --api-key or set R2V_API_KEY (`r2v serve` prints one on its "
+            "first start; `r2v keys create` makes more)"
+        )
     try:
         with Client(base_url, api_key) as client:
             yield client
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
+    except ValidationError as exc:  # a create checked locally, before it is sent
+        raise refused_locally(exc) from exc
     except TaskFailedError as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise SystemExit(EXIT_TASK_FAILED) from exc
+        raise TaskFailed(str(exc)) from exc
     except (APIConnectionError, InternalServerError, WaitTimeout) as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise SystemExit(EXIT_UNAVAILABLE) from exc
+        raise Unavailable(str(exc)) from exc
     except APIError as exc:
-        click.echo(f"error: {exc.message} ({exc.status} {exc.code})", err=True)
-        raise SystemExit(EXIT_REFUSED) from exc
+        raise Refused(f"{exc.message} ({exc.status} {exc.code})") from exc
 
 
 def show(task: TaskObject, as_json: bool) -> None:
@@ -83,22 +170,39 @@ def show(task: TaskObject, as_json: bool) -> None:
     click.echo(line)
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES_HELP)
 @click.argument("prompt")
 @click.option("--image", "images", multiple=True, help="Image path or URL (repeatable).")
 @click.option("--video", "videos", multiple=True, help="Video path or URL (repeatable).")
 @click.option("--audio", "audios", multiple=True, help="Audio path or URL (repeatable).")
-@click.option("--model", type=click.Choice(list(MODELS)), default="standard", show_default=True)
-@click.option("--resolution", type=click.Choice(["480p", "720p"]), default=None)
+@click.option(
+    "--model",
+    type=click.Choice(list(MODELS)),
+    default="standard",
+    show_default=True,
+    help="Seedance 2.0 or Seedance 2.0 fast.",
+)
+@click.option(
+    "--resolution",
+    type=click.Choice(["480p", "720p"]),
+    default=None,
+    help="Output height (default 720p).",
+)
 @click.option(
     "--ratio",
     type=click.Choice(["16:9", "4:3", "1:1", "3:4", "9:16", "21:9", "adaptive"]),
     default=None,
+    help="Aspect ratio (default: adaptive, following the references).",
 )
-@click.option("--duration", type=int, default=None, help="Seconds, 4-15, or -1 (auto).")
-@click.option("--seed", type=int, default=None)
+@click.option("--duration", type=int, default=None, help="Seconds, 4-15, or -1 (auto); default 5.")
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="The same seed and inputs give the same video (default: a random one).",
+)
 @click.option("--no-audio", is_flag=True, help="A video without a soundtrack.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@output_option("Where the video goes (default: <task id>.mp4; with --json, no download).")
 @json_option
 @connection_options
 def generate(
@@ -114,10 +218,18 @@ def generate(
     no_audio: bool,
     output: Path | None,
     as_json: bool,
-    base_url: str | None,
+    base_url: str,
     api_key: str | None,
 ) -> None:
-    """Generate a video: upload local references, create, follow progress, download."""
+    """Generate a video: upload local references, create, follow progress, download.
+
+    Ctrl-C offers to cancel the task (without a terminal it leaves it running and prints
+    the command that cancels it).
+    """
+    for option, references in (("--image", images), ("--video", videos), ("--audio", audios)):
+        local_references(option, references)
+    if output is not None:
+        writable_target(output)
     fields: dict[str, Any] = {
         "model": MODELS[model],
         "prompt": prompt,
@@ -128,52 +240,69 @@ def generate(
         "generate_audio": False if no_audio else None,
     }
     with connected(base_url, api_key) as client:
-        upload = client.files.url_of
+
+        def upload(reference: str) -> str:
+            return client.files.upload(reference).url if is_path(reference) else reference
+
         task = client.videos.create(
             image_urls=[upload(item) for item in images],
             video_urls=[upload(item) for item in videos],
             audio_urls=[upload(item) for item in audios],
             **{k: v for k, v in fields.items() if v is not None},
         )
-        if not as_json:
-            click.echo(f"task {task.id} created", err=True)
-        done = follow(client, task, quiet=as_json)
-        target = output or Path(f"{done.id}.mp4")
-        client.download(done, target)
+        try:  # from here on, Ctrl-C is about this task
+            if not as_json:
+                click.echo(f"task {task.id} created", err=True)
+            done = follow(client, task, quiet=as_json)
+        except KeyboardInterrupt:
+            interrupted(client, task)
         if as_json:
+            if output is not None:
+                client.download(done, output)
             show(done, as_json)
         else:
+            target = client.download(done, output or Path(f"{done.id}.mp4"))
             click.echo(str(target))
 
 
 def follow(client: Client, task: TaskObject, *, quiet: bool) -> TaskObject:
-    """Wait for the task with a live progress bar; Ctrl-C offers to cancel it."""
+    """Wait for the task with a live progress bar (on stderr, and only on a terminal)."""
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    console = Console(stderr=True)
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(),
+        console=console,
         transient=True,
-        disable=quiet,
+        disable=quiet or not console.is_terminal,
     )
+    with bar:
+        line = bar.add_task(task.status.value, total=100)
+
+        def update(current: TaskObject) -> None:
+            bar.update(line, completed=current.progress, description=current.status.value)
+
+        return client.tasks.wait(task.id, on_progress=update)
+
+
+def interrupted(client: Client, task: TaskObject) -> NoReturn:
+    """After Ctrl-C: cancel the task if the user says so at a terminal, else say how to;
+    exit 130 either way. A second Ctrl-C at the question means "leave it running"."""
     try:
-        with bar:
-            line = bar.add_task(task.status.value, total=100)
-
-            def update(current: TaskObject) -> None:
-                bar.update(line, completed=current.progress, description=current.status.value)
-
-            return client.tasks.wait(task.id, on_progress=update)
-    except KeyboardInterrupt:
-        interactive = sys.stdin.isatty()
-        if interactive and click.confirm(f"\ncancel task {task.id}?", default=True, err=True):
+        if sys.stdin.isatty() and click.confirm(
+            f"\ncancel task {task.id}?", default=True, err=True
+        ):
             client.tasks.cancel(task.id)
             click.echo(f"task {task.id} cancelled", err=True)
-        else:
-            click.echo(f"task {task.id} goes on: r2v tasks cancel {task.id}", err=True)
-        raise SystemExit(EXIT_INTERRUPTED) from None
+            raise SystemExit(EXIT_INTERRUPTED)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo(err=True)  # end the question's line
+    click.echo(f"task {task.id} goes on: r2v tasks cancel {task.id}", err=True)
+    raise SystemExit(EXIT_INTERRUPTED)
 
 
 @click.group()
@@ -185,17 +314,22 @@ def tasks() -> None:
 @click.argument("task_id")
 @json_option
 @connection_options
-def tasks_get(task_id: str, as_json: bool, base_url: str | None, api_key: str | None) -> None:
+def tasks_get(task_id: str, as_json: bool, base_url: str, api_key: str | None) -> None:
     """Show a task."""
     with connected(base_url, api_key) as client:
         show(client.tasks.retrieve(task_id), as_json)
 
 
 @tasks.command("list")
-@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
+@click.option(
+    "--limit", type=click.IntRange(1, 100), default=20, show_default=True, help="Tasks a page."
+)
 @click.option("--after", default=None, help="The last id of the previous page.")
 @click.option(
-    "--status", type=click.Choice(["pending", "processing", "completed", "failed"]), default=None
+    "--status",
+    type=click.Choice(["pending", "processing", "completed", "failed"]),
+    default=None,
+    help="Only the tasks in this state.",
 )
 @json_option
 @connection_options
@@ -204,7 +338,7 @@ def tasks_list(
     after: str | None,
     status: str | None,
     as_json: bool,
-    base_url: str | None,
+    base_url: str,
     api_key: str | None,
 ) -> None:
     """List your tasks, newest first."""
@@ -216,14 +350,17 @@ def tasks_list(
     for task in page.data:
         show(task, False)
     if page.has_more:
-        click.echo(f"(more: r2v tasks list --after {page.last_id})", err=True)
+        same = (f" --status {status}" if status else "") + (
+            f" --limit {limit}" if limit != 20 else ""
+        )
+        click.echo(f"(more: r2v tasks list --after {page.last_id}{same})", err=True)
 
 
 @tasks.command("cancel")
 @click.argument("task_id")
 @json_option
 @connection_options
-def tasks_cancel(task_id: str, as_json: bool, base_url: str | None, api_key: str | None) -> None:
+def tasks_cancel(task_id: str, as_json: bool, base_url: str, api_key: str | None) -> None:
     """Cancel a pending or processing task."""
     with connected(base_url, api_key) as client:
         show(client.tasks.cancel(task_id), as_json)
@@ -232,7 +369,7 @@ def tasks_cancel(task_id: str, as_json: bool, base_url: str | None, api_key: str
 @tasks.command("wait")
 @click.argument("task_id")
 @click.option("--timeout", type=float, default=1800.0, show_default=True, help="Seconds.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@output_option("Also download the video, to this file.")
 @json_option
 @connection_options
 def tasks_wait(
@@ -240,10 +377,12 @@ def tasks_wait(
     timeout: float,
     output: Path | None,
     as_json: bool,
-    base_url: str | None,
+    base_url: str,
     api_key: str | None,
 ) -> None:
     """Wait for a task to end; exit 1 if it failed. `-o` also downloads the video."""
+    if output is not None:
+        writable_target(output)
     with connected(base_url, api_key) as client:
         done = client.tasks.wait(task_id, timeout=timeout)
         if output is not None:
@@ -253,14 +392,16 @@ def tasks_wait(
 
 @click.command()
 @click.argument("task_id")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@output_option("Where the video goes (default: <task id>.mp4).")
 @connection_options
-def download(task_id: str, output: Path | None, base_url: str | None, api_key: str | None) -> None:
-    """Download a completed task's video (default: <task id>.mp4)."""
+def download(task_id: str, output: Path | None, base_url: str, api_key: str | None) -> None:
+    """Download a completed task's video."""
+    target = output or Path(f"{task_id}.mp4")
+    writable_target(target)
     with connected(base_url, api_key) as client:
         task = client.tasks.retrieve(task_id)
         if task.status.value != "completed":
-            click.echo(f"error: task {task_id} is {task.status.value}, not completed", err=True)
-            raise SystemExit(EXIT_TASK_FAILED if task.status.value == "failed" else EXIT_REFUSED)
-        target = client.download(task, output or Path(f"{task_id}.mp4"))
+            failure = TaskFailed if task.status.value == "failed" else Refused
+            raise failure(f"task {task_id} is {task.status.value}, not completed")
+        target = client.download(task, target)
     click.echo(str(target))

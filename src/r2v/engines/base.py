@@ -111,8 +111,11 @@ class RenderContext(Protocol):
     def progress(self, fraction: float) -> None:
         """Report the share of the render done (0-1); call it between batches of work.
 
-        Raises `RequestCancelled`, `GenerationTimeout` or `LeaseLost` when the render must stop;
-        the engine lets the exception propagate.
+        This is where the render learns that it must stop, by an exception it lets
+        propagate: `LeaseLost` when the task is no longer this attempt's (its owner
+        cancelled or deleted it, or the reaper gave it to another worker: the worker checks
+        twice a second, so a cancel shows here within about a second), `HandingBack` when
+        the process is shutting down, `GenerationTimeout` past the render's time limit.
         """
         ...
 

@@ -92,7 +92,6 @@ class Mp4Writer:
             _checked(audio)
         self.path = path
         self.width, self.height, self.fps = width, height, fps
-        self.frames_queued = 0
         self.frames_written = 0
         self._closed = False
         self._stopping = False
@@ -162,7 +161,6 @@ class Mp4Writer:
         code = cv2.COLOR_RGB2YUV_I420 if frame.shape[2] == 3 else cv2.COLOR_RGBA2YUV_I420
         yuv = cv2.cvtColor(frame, code)
         self._queue.put(yuv)  # type: ignore[arg-type]
-        self.frames_queued += 1
 
     @property
     def audio_samples_due(self) -> int:

@@ -173,7 +173,10 @@ class Fetcher:
         if host == "localhost" or host.endswith(".localhost"):
             address = ipaddress.ip_address("127.0.0.1")
         if address is not None and not is_public(address):
-            return f"{host} is a private or reserved address; use a publicly reachable URL"
+            return (
+                f"{host} is a private or reserved address; use a publicly reachable URL, or "
+                f"set R2V_FETCH_ALLOW_HOSTS={_allow_entry(host, port)} on the server to allow it"
+            )
         return None
 
     def callback_refusal(self, url: str) -> str | None:

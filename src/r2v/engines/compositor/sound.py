@@ -34,11 +34,6 @@ MUSIC_DUCK = 10 ** (-8 / 20)
 DUCK_RAMP = 0.25
 
 
-def render_soundtrack(board: Storyboard, bank: ReferenceBank) -> Audio | None:
-    """The soundtrack the storyboard plans, or None when the video has no audio stream."""
-    return mix_soundtrack(board, bank) if board.sound.cues else None
-
-
 def mix_soundtrack(board: Storyboard, bank: ReferenceBank) -> Audio:
     """The soundtrack of a storyboard that plans sound: stereo, 48 kHz, its exact length."""
     cues = board.sound.cues

@@ -55,11 +55,6 @@ class CameraTrack:
     y: tuple[float, ...]
     zoom: tuple[float, ...]
 
-    @property
-    def travel(self) -> tuple[float, float, float]:
-        """The net move from first to last frame: (x, y, zoom ratio)."""
-        return (self.x[-1] - self.x[0], self.y[-1] - self.y[0], self.zoom[-1] / self.zoom[0])
-
 
 STILL = CameraTrack((0.0, 1.0), (0.0, 0.0), (0.0, 0.0), (1.0, 1.0))
 
