@@ -355,3 +355,63 @@ def fitted(path: Path, size: tuple[int, int]) -> NDArray[np.uint8]:
 def difference(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> float:
     """The mean absolute difference of two frames, per channel value (0-255)."""
     return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def make_bursts_wav(
+    path: Path, seconds: float, freq: float, spans: list[tuple[float, float]], rate: int = 48000
+) -> Path:
+    """Write a 16-bit mono WAV that is silent but for a `freq` tone over each of `spans`
+    (seconds), with 5 ms ramps: a stand-in for speech whose words can be told apart from
+    music in the spectrum."""
+    t = np.arange(round(seconds * rate), dtype=np.float64) / rate
+    gate = np.zeros_like(t)
+    ramp = 0.005
+    for start, end in spans:
+        gate = np.maximum(gate, np.clip(np.minimum(t - start, end - t) / ramp, 0.0, 1.0))
+    pcm = (0.5 * gate * np.sin(2 * math.pi * freq * t) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm.tobytes())
+    return path
+
+
+# ITU-R BS.1770-4 Annex 2: the first two phases of the 4x interpolation filter (12 taps
+# each); the other two are these reversed.
+_TRUE_PEAK_PHASES = (
+    (0.0017089843750, 0.0109863281250, -0.0196533203125, 0.0332031250000, -0.0594482421875,
+     0.1373291015625, 0.9721679687500, -0.1022949218750, 0.0476074218750, -0.0266113281250,
+     0.0148925781250, -0.0083007812500),
+    (-0.0291748046875, 0.0292968750000, -0.0517578125000, 0.0891113281250, -0.1665039062500,
+     0.4650878906250, 0.7797851562500, -0.2003173828125, 0.1015625000000, -0.0582275390625,
+     0.0330810546875, -0.0189208984375),
+)  # fmt: skip
+
+
+def true_peak_dbtp(samples: NDArray[np.float32]) -> float:
+    """The true peak of (channels, samples) at 48 kHz in dBTP, measured as BS.1770-4 Annex 2
+    does: 4x oversampled with its interpolation filter, the largest absolute value."""
+    phases = [np.asarray(p) for p in _TRUE_PEAK_PHASES]
+    phases += [p[::-1] for p in phases]
+    peak = max(
+        float(np.abs(np.convolve(channel, phase)).max())
+        for channel in samples.astype(np.float64)
+        for phase in phases
+    )
+    return 20 * math.log10(max(peak, 1e-12))
+
+
+def band_level(
+    samples: NDArray[np.float32], rate: int, start: float, end: float, low: float, high: float
+) -> float:
+    """The level (dB, relative to full scale) of what lies between `low` and `high` Hz in
+    seconds `start` to `end`, from the spectrum of the channels' mean."""
+    piece = samples[:, round(start * rate) : round(end * rate)].mean(axis=0, dtype=np.float64)
+    window = np.hanning(len(piece))
+    power = np.abs(np.fft.rfft(piece * window)) ** 2
+    freqs = np.fft.rfftfreq(len(piece), 1 / rate)
+    inside = power[(freqs >= low) & (freqs <= high)].sum()
+    # Parseval, with the window's power removed: a full-scale sine reads about -3 dB.
+    mean_square = 2 * inside / (len(piece) * float((window**2).sum()))
+    return 10 * math.log10(max(mean_square, 1e-20))

@@ -15,19 +15,29 @@ from r2v.engines.base import AudioInput, EngineRequest, ImageInput, LocalContext
 from r2v.engines.compositor import CompositorEngine
 from r2v.engines.compositor.loudness import CEILING, integrated_loudness, limit, master
 from r2v.engines.compositor.onsets import detect_onsets
+from r2v.engines.compositor.references import ReferenceBank
+from r2v.engines.compositor.sound import mix_soundtrack
 from r2v.engines.compositor.storyboard import build_storyboard
 from r2v.media.decode import decode_audio
 from r2v.protocol import FPS
 from tests.mediafiles import (
+    band_level,
     decoded_audio,
     decoded_frames,
     make_beats_wav,
+    make_bursts_wav,
     make_image,
     make_video,
     make_wav,
+    true_peak_dbtp,
 )
 
 RATE = 48000
+VOICE_SPANS = [(0.8, 1.8), (3.0, 4.0)]
+"""Seconds where the test narration speaks: a 300 Hz tone, music being a 2 kHz one."""
+VOICE_BAND, MUSIC_BAND = (250.0, 350.0), (1900.0, 2100.0)
+CLIP_BAND = (250.0, 450.0)  # the reference video's 330 Hz tone, retimed 0.8-1.25x
+BPM_120 = [0.25 + 0.5 * beat for beat in range(20)]
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +53,10 @@ def refs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "quiet": AudioInput(_scaled_wav(root / "quiet.wav", 0.01), 3.0),
         "loud": AudioInput(_scaled_wav(root / "loud.wav", 0.95), 3.0),
         "beats": AudioInput(make_beats_wav(root / "beats.wav", 5.0, [1.45, 3.2]), 5.0),
+        "voice": AudioInput(make_bursts_wav(root / "voice.wav", 5.0, 300.0, VOICE_SPANS), 5.0),
+        "music": AudioInput(make_wav(root / "music.wav", 5.0, freq=2000.0, rate=RATE), 5.0),
+        "groove": AudioInput(make_beats_wav(root / "groove.wav", 10.0, BPM_120), 10.0),
+        "drums": AudioInput(make_beats_wav(root / "drums.wav", 5.0, BPM_120[:10]), 5.0),
     }  # fmt: skip
 
 
@@ -217,6 +231,98 @@ def test_rendered_cuts_land_on_the_music_onsets(refs: dict[str, Any], tmp_path: 
     assert cuts == [round(1.45 * FPS), round(3.2 * FPS)]
     for cut in cuts:
         assert min(abs(cut / FPS - onset) for onset in heard) < 1.5 / FPS
+
+
+def test_music_ducks_under_narration(refs: dict[str, Any], tmp_path: Path) -> None:
+    path = render(
+        refs,
+        "@Image1, @Image2. Narration: @Audio1. @Audio2 as background music.",
+        tmp_path,
+        audios=(refs["voice"], refs["music"]),
+    )
+    samples, _ = decoded_audio(path)
+    speaking = [(start + 0.15, end - 0.05) for start, end in VOICE_SPANS]
+    silent = [(0.1, 0.65), (2.3, 2.9)]  # after the release, before the next attack
+
+    def level(band: tuple[float, float], spans: list[tuple[float, float]]) -> float:
+        return min(band_level(samples, RATE, a, b, *band) for a, b in spans)
+
+    def loudest(band: tuple[float, float], spans: list[tuple[float, float]]) -> float:
+        return max(band_level(samples, RATE, a, b, *band) for a, b in spans)
+
+    assert level(VOICE_BAND, speaking) > loudest(VOICE_BAND, silent) + 30, "the voice speaks"
+    dip = level(MUSIC_BAND, silent) - loudest(MUSIC_BAND, speaking)
+    assert dip >= 10.0, f"the music dips only {dip:.1f} dB under the voice"
+    # The dip follows the voice: back up within 0.4 s of its end, down as it starts.
+    assert band_level(samples, RATE, 2.2, 2.9, *MUSIC_BAND) > level(MUSIC_BAND, silent) - 1.0
+    assert band_level(samples, RATE, 3.0, 3.1, *MUSIC_BAND) < level(MUSIC_BAND, silent) - 8.0
+
+
+def test_shown_clip_keeps_its_sound_over_background_music(
+    refs: dict[str, Any], tmp_path: Path
+) -> None:
+    prompt = "@Video1 dances. @Image1 at night. @Audio1 as background music."
+    changes: dict[str, Any] = {
+        "videos": (refs["clip"],), "images": refs["images"][:1], "audios": (refs["music"],)
+    }  # fmt: skip
+    board = build_storyboard(dataclasses.replace(_request(refs, prompt), **changes))
+    video, image = board.shots
+    samples, _ = decoded_audio(render(refs, prompt, tmp_path, **changes))
+    heard_until = min(video.start / FPS + 2.0 / video.clip_speed, video.end / FPS)
+    under_clip = (0.2, heard_until - 0.2)
+    under_still = (image.cut / FPS + 0.5, 4.4)
+    clip_level = band_level(samples, RATE, *under_clip, *CLIP_BAND)
+    rise = clip_level - band_level(samples, RATE, *under_still, *CLIP_BAND)
+    assert rise > 30, f"the clip's sound stands only {rise:.1f} dB above silence"
+    assert clip_level > band_level(samples, RATE, *under_clip, *MUSIC_BAND), "above the music"
+    dip = band_level(samples, RATE, *under_still, *MUSIC_BAND) - band_level(
+        samples, RATE, *under_clip, *MUSIC_BAND
+    )
+    assert dip >= 10.0, f"the music dips only {dip:.1f} dB under the clip's sound"
+    assert [(cue.label, cue.role) for cue in board.sound.cues] == [
+        ("@Audio1", "background"),
+        ("@Video1", "shot"),
+    ]
+    assert 0.8 <= video.clip_speed <= 1.25, "retimed little, its pitch following"
+
+
+def test_looped_music_stays_on_the_beat(refs: dict[str, Any]) -> None:
+    # 10 s of hits at 120 BPM looped under 15 s: every hit after the seam keeps the grid.
+    request = dataclasses.replace(
+        _request(refs, "@Image1, @Image2. @Audio1 as background music."),
+        duration=15,
+        audios=(refs["groove"],),
+    )
+    bank = ReferenceBank(request)
+    mix = mix_soundtrack(build_storyboard(request, bank), bank)
+    onsets = [seconds for seconds, _ in detect_onsets(mix)]
+    late = [t for t in onsets if t > 7.0]
+    assert len(late) >= 14, late  # nothing lost at the seam
+    drift = [t - (0.25 + 0.5 * round((t - 0.25) / 0.5)) for t in onsets]
+    worst = max(drift, key=abs)
+    assert abs(worst) <= 0.010, f"a hit lands {1000 * worst:+.0f} ms off the beat"
+
+
+def test_limiter_holds_the_true_peak() -> None:
+    # A quarter-rate sine sampled between its crests: samples at -3 dB, true peak at 0 dB.
+    n = np.arange(RATE)
+    crest = np.stack([np.sin(np.pi / 2 * n + np.pi / 4)] * 2).astype(np.float32)
+    assert true_peak_dbtp(crest) > -0.1
+    assert true_peak_dbtp(limit(crest)) <= -1.0
+
+
+def test_soundtrack_true_peak_stays_under_minus_one_dbtp(
+    refs: dict[str, Any], tmp_path: Path
+) -> None:
+    request = dataclasses.replace(
+        _request(refs, "@Image1, @Image2. @Audio1 as background music."),
+        audios=(refs["drums"],),
+    )
+    bank = ReferenceBank(request)
+    mixed = mix_soundtrack(build_storyboard(request, bank), bank)
+    assert true_peak_dbtp(mixed) <= -1.0, "the mix, before AAC"
+    decoded, _ = decoded_audio(render(refs, request.prompt, tmp_path, audios=request.audios))
+    assert true_peak_dbtp(decoded) <= -1.0, "the file as a player decodes it"
 
 
 def _request(refs: dict[str, Any], prompt: str) -> EngineRequest:

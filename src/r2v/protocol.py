@@ -305,6 +305,56 @@ class TaskError(BaseModel):
     message: str
 
 
+class StoryboardShot(BaseModel):
+    """One shot of a finished video: when, what, and how the camera moves."""
+
+    start: float = Field(description="Seconds into the video where the shot takes over.")
+    end: float = Field(description="Seconds where the next shot takes over, or the video ends.")
+    shows: str = Field(
+        description="The reference shown (`@Image1`, `@Video2`), or `the words` when the "
+        "picture is drawn from the prompt alone.",
+        examples=["@Image1"],
+    )
+    camera: str = Field(
+        description="The camera move (`push_in`, `pan_left`, `drift`, `static`, ...), "
+        "`follows @Video1` when a reference video's camera motion is replayed, or "
+        "`the clip's own` for a video shown as filmed.",
+        examples=["push_in"],
+    )
+    grade: str | None = Field(None, description="The colour grade, when one is applied.")
+    words: str | None = Field(
+        None,
+        description="The prompt's words the shot was read from; absent for a picture the "
+        "prompt never names.",
+    )
+    clip_from: float | None = Field(None, description="Video shots: the source second shown first.")
+    clip_to: float | None = Field(None, description="Video shots: the source second shown last.")
+
+
+class StoryboardSound(BaseModel):
+    """One sound cue of a finished video."""
+
+    plays: str = Field(
+        description="`@Audio1`, `@Video2` (that clip's own sound), or `score` (music "
+        "synthesized for the video).",
+        examples=["@Audio1"],
+    )
+    start: float = Field(description="Seconds into the video where it starts.")
+    end: float = Field(description="Seconds where it stops.")
+    role: Literal["background", "narration", "clip"] = Field(
+        description="`background` spans the video under everything else, `narration` is "
+        "speech played once, `clip` starts under one shot."
+    )
+    loops: bool = Field(False, description="Whether it repeats to fill its time.")
+
+
+class Storyboard(BaseModel):
+    """What a finished video holds, shot by shot, and what it sounds like."""
+
+    shots: list[StoryboardShot]
+    sounds: list[StoryboardSound] = Field(default_factory=list)
+
+
 class TaskInfo(BaseModel):
     """Details of a task beyond its status."""
 
@@ -312,6 +362,18 @@ class TaskInfo(BaseModel):
     estimated_time: int = Field(description="Estimated seconds from creation to completion.")
     video_duration: int = Field(description="Seconds of video; -1 until the engine decides.")
     seed: int = Field(description="The seed used (drawn at creation when -1 was sent).")
+    storyboard: Storyboard | None = Field(
+        None,
+        description="A completed task's shots and sound cues, from an engine that plans "
+        "them (the compositor); absent otherwise.",
+        json_schema_extra=EXTENSION,
+    )
+    warnings: list[str] | None = Field(
+        None,
+        description="What the engine could not honour, or decided on its own, and why "
+        "(`@Video1 was trimmed from 8.0 s to 3.2 s`); absent when there is nothing to say.",
+        json_schema_extra=EXTENSION,
+    )
 
 
 class Usage(BaseModel):

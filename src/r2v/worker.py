@@ -307,6 +307,7 @@ class Worker:
             now=now,
             result_expires_at=now + self._config.retention_seconds,
             size=(result.width, result.height),
+            summary=result.summary.to_json() if result.summary is not None else None,
         )
         if not completed:
             # Another attempt owns the task now (or the task was deleted); its result is the

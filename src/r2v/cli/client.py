@@ -317,7 +317,40 @@ def tasks() -> None:
 def tasks_get(task_id: str, as_json: bool, base_url: str, api_key: str | None) -> None:
     """Show a task."""
     with connected(base_url, api_key) as client:
-        show(client.tasks.retrieve(task_id), as_json)
+        task = client.tasks.retrieve(task_id)
+        show(task, as_json)
+        if not as_json:
+            for line in storyboard_lines(task):
+                click.echo(line)
+
+
+def storyboard_lines(task: TaskObject) -> list[str]:
+    """A finished task's storyboard as a table (time, picture, camera, the sounds that start
+    in the shot), then its warnings; nothing for a task without them."""
+    info = task.task_info
+    lines: list[str] = []
+    if info.storyboard is not None and info.storyboard.shots:
+        shots = info.storyboard.shots
+        sounds: list[list[str]] = [[] for _ in shots]
+        for cue in info.storyboard.sounds:
+            # a cue belongs to the shot it starts with (a clip's sound starts as its shot
+            # dissolves in, a little before the cut)
+            number = min(range(len(shots)), key=lambda n: abs(shots[n].start - cue.start))
+            how = [cue.role] + (["loops"] if cue.loops else [])
+            if cue.end < shots[-1].end:
+                how.append(f"to {cue.end:.2f} s")
+            sounds[number].append(f"{cue.plays} ({', '.join(how)})")
+        rows = [
+            (f"{shot.start:.2f}-{shot.end:.2f} s", shot.shows, shot.camera, "; ".join(heard))
+            for shot, heard in zip(shots, sounds, strict=True)
+        ]
+        header = ("time", "shows", "camera", "sound")
+        widths = [max(len(row[n]) for row in [header, *rows]) for n in range(3)]
+        for row in [header, *rows]:
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+            lines.append("  " + "  ".join([*cells, row[3]]).rstrip())
+    lines += [f"  warning: {warning}" for warning in info.warnings or ()]
+    return lines
 
 
 @tasks.command("list")

@@ -55,6 +55,8 @@ tasks = sa.Table(
     sa.Column("video_height", sa.Integer, nullable=True),
     # the task this one remixes (OpenAI's `remixed_from_video_id`)
     sa.Column("remixed_from", sa.String(40), nullable=True),
+    # what the engine made of the request (storyboard, warnings) as JSON, once completed
+    sa.Column("render_summary", sa.Text, nullable=True),
     # the claim query: oldest pending first
     sa.Index("ix_tasks_status_created", "status", "created_at"),
     # a key's tasks, newest first

@@ -442,6 +442,7 @@ class SqlStore:
         now: float,
         result_expires_at: float,
         size: tuple[int, int] | None = None,
+        summary: str | None = None,
     ) -> bool:
         width, height = size or (None, None)
         return self._update(
@@ -453,6 +454,7 @@ class SqlStore:
             video_duration=video_duration,
             video_width=width,
             video_height=height,
+            render_summary=summary,
             result_expires_at=result_expires_at,
             finished_at=now,
             updated_at=now,

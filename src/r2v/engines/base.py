@@ -7,9 +7,10 @@ the `RenderContext`, which is also where it learns that it must stop.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
@@ -85,6 +86,60 @@ class EngineRequest:
 
 
 @dataclass(frozen=True)
+class ShotSummary:
+    """One shot as a person would describe it: a time range, a picture, a camera."""
+
+    start: float
+    """Seconds into the video where the shot takes over (the middle of a dissolve)."""
+    end: float
+    """Seconds where the next shot takes over, or the video ends."""
+    shows: str
+    """`@Image1`, `@Video2`, or `the words` (generated visuals, no reference)."""
+    camera: str
+    """The move (`push_in`, `pan_left`, ..., `static`), `follows @Video1` for a transferred
+    camera, `the clip's own` for a reference video shown as filmed."""
+    grade: str | None = None
+    """The colour grade; None while engines grade nothing."""
+    words: str | None = None
+    """The prompt's words the shot was read from; None for a picture the prompt never names."""
+    clip_from: float | None = None
+    """Video shots: the source second shown first."""
+    clip_to: float | None = None
+    """Video shots: the source second shown last."""
+
+
+@dataclass(frozen=True)
+class SoundSummary:
+    """One sound cue: what plays, when, and how."""
+
+    plays: str
+    """`@Audio1`, `@Video2` (that clip's own sound) or `score` (synthesized music)."""
+    start: float
+    end: float
+    role: Literal["background", "narration", "clip"]
+    """`background` spans the video under everything, `narration` is speech played once,
+    `clip` starts under one shot."""
+    loops: bool = False
+
+
+@dataclass(frozen=True)
+class RenderSummary:
+    """What an engine made of a request: its shots, its sounds, and what it could not honour.
+
+    Stored with the finished task as JSON (`to_json`), in the shape of the wire's
+    `task_info.storyboard` and `task_info.warnings`.
+    """
+
+    shots: tuple[ShotSummary, ...] = ()
+    sounds: tuple[SoundSummary, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        """`{"shots": [...], "sounds": [...], "warnings": [...]}`, field names as above."""
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
 class EngineResult:
     """The rendered MP4 and what it holds."""
 
@@ -94,6 +149,8 @@ class EngineResult:
     frames: int
     fps: int = FPS
     has_audio: bool = True
+    summary: RenderSummary | None = None
+    """The storyboard and warnings, from an engine that plans one (None otherwise)."""
 
     @property
     def duration(self) -> float:

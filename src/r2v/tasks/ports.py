@@ -205,9 +205,10 @@ class TaskStore(Protocol):
         now: float,
         result_expires_at: float,
         size: tuple[int, int] | None = None,
+        summary: str | None = None,
     ) -> bool:
-        """Mark completed with its stored result (and the video's (width, height)); False
-        when the attempt is stale."""
+        """Mark completed with its stored result (and the video's (width, height), and what
+        the engine made of the request as JSON); False when the attempt is stale."""
         ...
 
     def fail(

@@ -78,6 +78,9 @@ class TaskRecord:
     video_height: int | None = None
     remixed_from: str | None = None
     """The task this one was remixed from (`POST /v1/videos/{id}/remix`), if any."""
+    render_summary: str | None = None
+    """What the engine made of the request (its storyboard and warnings) as JSON, stored on
+    completion by an engine that reports one."""
 
     @cached_property
     def request(self) -> CreateVideoRequest:

@@ -29,6 +29,9 @@ from r2v.protocol import (
     MAX_REFERENCES,
     OUTPUT_SIZES,
     CreateVideoRequest,
+    Storyboard,
+    StoryboardShot,
+    StoryboardSound,
     TaskError,
     TaskErrorCode,
     TaskInfo,
@@ -512,6 +515,7 @@ class TaskService:
         # model_construct: every value comes from a stored, validated task (and every
         # poll builds one, so validating again would cost the hot path for nothing)
         upstream_usage = json.loads(record.upstream_usage) if record.upstream_usage else None
+        storyboard, warnings = _render_summary(record.render_summary)
         return TaskObject.model_construct(
             id=record.id,
             created=int(record.created_at),
@@ -525,6 +529,8 @@ class TaskService:
                 estimated_time=record.estimated_time,
                 video_duration=record.video_duration,
                 seed=record.seed,
+                storyboard=storyboard,
+                warnings=warnings,
             ),
             usage=Usage.model_construct(
                 billing_rule="per_second",
@@ -533,3 +539,16 @@ class TaskService:
                 upstream=upstream_usage,
             ),
         )
+
+
+def _render_summary(stored: str | None) -> tuple[Storyboard | None, list[str] | None]:
+    """The wire's storyboard and warnings from a completed task's stored JSON (what
+    `RenderSummary.to_json` wrote); (None, None) when the engine reported none."""
+    if not stored:
+        return None, None
+    summary = json.loads(stored)
+    storyboard = Storyboard.model_construct(
+        shots=[StoryboardShot.model_construct(**shot) for shot in summary.get("shots", ())],
+        sounds=[StoryboardSound.model_construct(**sound) for sound in summary.get("sounds", ())],
+    )
+    return storyboard, list(summary.get("warnings", ())) or None

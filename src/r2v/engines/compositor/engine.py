@@ -11,25 +11,45 @@ so nothing but the open shots' sources, their pictures and a few frames in fligh
 in memory. Every `PROGRESS_BATCH` frames it reports progress, which is also where a
 cancellation or timeout arrives as an exception; the loop closes its sources on the way
 out and the writer deletes the partial file.
+
+`summarize` says what the plan made of the request, as the finished task reports it: the
+shots and sound cues in plain words, and warnings for what it could not honour.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
 
 import cv2
 
-from r2v.engines.base import EngineRequest, EngineResult, RenderContext, output_size
-from r2v.engines.compositor.casting import cast, choose_ratio, choose_seconds
-from r2v.engines.compositor.prompt import read_prompt
+from r2v.engines.base import (
+    EngineRequest,
+    EngineResult,
+    RenderContext,
+    RenderSummary,
+    ShotSummary,
+    SoundSummary,
+    output_size,
+)
+from r2v.engines.compositor import timeline
+from r2v.engines.compositor.casting import (
+    IMAGE_SHOT_SECONDS,
+    TEXT_ONLY_SECONDS,
+    cast,
+    choose_ratio,
+    choose_seconds,
+    fit_count,
+)
+from r2v.engines.compositor.prompt import Beat, Reading, read_prompt
 from r2v.engines.compositor.references import ReferenceBank
 from r2v.engines.compositor.shots import FrameSource, Plates, RGBFrame, open_source
 from r2v.engines.compositor.sound import mix_soundtrack
-from r2v.engines.compositor.storyboard import Shot, Storyboard, build_storyboard
+from r2v.engines.compositor.storyboard import Shot, SoundCue, Storyboard, build_storyboard
 from r2v.media.encode import Mp4Writer
-from r2v.protocol import FPS
+from r2v.protocol import AUTO_DURATION, FPS, MAX_DURATION, MIN_DURATION
 
 OUTPUT_NAME = "compositor.mp4"
 PROGRESS_BATCH = 12
@@ -38,6 +58,9 @@ PROGRESS_BATCH = 12
 # Shares of the progress bar: planning (with any reference analysis), then the frames.
 _PLAN_SHARE = 0.04
 _FRAMES_SHARE = 0.95
+
+# A clip or sound this much shorter than its source was trimmed (below: rounding, not a cut).
+_TRIM_TOLERANCE = 0.1
 
 # Seconds per output megapixel-frame on a 2-core machine (measured), plus fixed costs.
 _SECONDS_PER_MEGAPIXEL_FRAME = {"fast": 0.006, "standard": 0.04}
@@ -80,6 +103,7 @@ class CompositorEngine:
         # Analysing a reference video can take seconds: a cancellation may arrive meanwhile.
         bank = ReferenceBank(request, checkpoint=lambda: context.progress(0.0))
         board = build_storyboard(request, bank)
+        summary = summarize(request, board)
         context.progress(_PLAN_SHARE)
 
         # 2. Prepare: the soundtrack is mixed on a thread of its own while the first frames
@@ -108,7 +132,218 @@ class CompositorEngine:
             height=board.height,
             frames=board.frames,
             has_audio=audio is not None,
+            summary=summary,
         )
+
+
+def summarize(request: EngineRequest, board: Storyboard) -> RenderSummary:
+    """The storyboard as a person reads it (a time range, a picture and a camera a shot;
+    what each sound cue plays), and what the plan could not honour or decided alone."""
+    reading = read_prompt(
+        request.prompt, len(request.images), len(request.videos), len(request.audios)
+    )
+    shots = tuple(_shot_summary(request, board, n) for n in range(len(board.shots)))
+    sounds = tuple(_sound_summary(cue, reading) for cue in board.sound.cues)
+    warnings = (
+        _picture_warnings(request, reading, board)
+        + _sound_warnings(request, reading, board)
+        + _shape_warnings(request, reading, board)
+    )
+    return RenderSummary(shots, sounds, tuple(warnings))
+
+
+def _seconds(frame: int) -> float:
+    return round(frame / FPS, 3)
+
+
+def _shot_summary(request: EngineRequest, board: Storyboard, number: int) -> ShotSummary:
+    # A shot's range runs from cut to cut (the middle of each dissolve), so the ranges
+    # follow each other and cover the video exactly.
+    shot = board.shots[number]
+    start = 0 if number == 0 else shot.cut
+    end = board.shots[number + 1].cut if number + 1 < len(board.shots) else board.frames
+    words = shot.text or None
+    if shot.kind == "ambient":
+        return ShotSummary(_seconds(start), _seconds(end), "the words", "static")
+    if shot.kind == "video":
+        shown = _clip_shown(request, shot)
+        return ShotSummary(
+            _seconds(start), _seconds(end), shot.label, "the clip's own", words=words,
+            clip_from=round(shot.clip_start, 3), clip_to=round(shot.clip_start + shown, 3),
+        )  # fmt: skip
+    camera: str = shot.motion.kind if shot.motion is not None else "static"
+    if camera == "transfer" and shot.camera_of is not None:
+        camera = f"follows @Video{shot.camera_of + 1}"
+    return ShotSummary(_seconds(start), _seconds(end), shot.label, camera, words=words)
+
+
+def _clip_shown(request: EngineRequest, shot: Shot) -> float:
+    """Source seconds of a video shot's clip that play (it holds its last frame after)."""
+    wanted = shot.length / FPS * shot.clip_speed
+    return max(0.0, min(wanted, request.videos[shot.index].duration - shot.clip_start))
+
+
+def _sound_summary(cue: SoundCue, reading: Reading) -> SoundSummary:
+    role: Literal["background", "narration", "clip"] = (
+        "clip" if cue.role == "shot" else "background"
+    )
+    if cue.source == "audio" and cue.index in reading.spoken:
+        role = "narration"
+    return SoundSummary(cue.label, _seconds(cue.start), _seconds(cue.end), role, loops=cue.loop)
+
+
+def _picture_warnings(request: EngineRequest, reading: Reading, board: Storyboard) -> list[str]:
+    """Pictures shown though never named, left out for want of room, or played as filmed
+    despite a camera move asked of them."""
+    if not request.images and not request.videos:
+        return ["no reference was given: the scene is drawn from the words"]
+    warnings: list[str] = []
+    planned = cast(request, reading)
+    shown = fit_count(planned, board.frames)  # as the storyboard did
+    named = {(b.kind, b.index) for b in reading.beats}
+    extra = [b for b in shown if (b.kind, b.index) not in named]
+    camera_only = _labels(b for b in extra if b.kind == "video" and b.index in
+                          reading.motion_sources)  # fmt: skip
+    unnamed = [label for label in _labels(extra) if label not in camera_only]
+    if unnamed and reading.first_visual is None:
+        nothing = "picture" if reading.audios else "reference"
+        warnings.append(
+            f"no {nothing} was named in the prompt: {_listing(unnamed)} "
+            f"{_verb(unnamed, 'is', 'are')} shown in the order given"
+        )
+    elif unnamed:
+        warnings.append(
+            f"{_listing(unnamed)} {_verb(unnamed, 'is', 'are')} not named in the prompt: "
+            "shown after the named pictures"
+        )
+    if camera_only:
+        warnings.append(
+            f"{_listing(camera_only)} {_verb(camera_only, 'is', 'are')} named only for "
+            "the camera, but shown too: there is no image to move"
+        )
+    dropped = [n for n in _labels(planned) if n not in _labels(shown)]
+    room = f"a {board.seconds} s video has room for {timeline.max_shots(board.frames)} shots"
+    if dropped:
+        warnings.append(f"{_listing(dropped)} {_verb(dropped, 'was', 'were')} left out: {room}")
+    elif len(shown) < len(planned):
+        warnings.append(f"repeated showings of a picture were left out: {room}")
+    for beat in shown:
+        if beat.kind == "video" and beat.move is not None:
+            warnings.append(
+                f"{beat.label} plays as filmed: the camera move asked of it "
+                f"({beat.move.kind}) moves images only"
+            )
+    for shot in board.shots:
+        if shot.kind != "video":
+            continue
+        clip = request.videos[shot.index]
+        shown_seconds = _clip_shown(request, shot)
+        held = shot.length / FPS - shown_seconds / shot.clip_speed
+        if clip.duration - shown_seconds > _TRIM_TOLERANCE:
+            warnings.append(
+                f"{shot.label} was trimmed from {clip.duration:.1f} s to {shown_seconds:.1f} s"
+                f" to fit its shot (played at {shot.clip_speed:.2g}x)"
+            )
+        elif held > _TRIM_TOLERANCE:
+            warnings.append(
+                f"{shot.label} ({clip.duration:.1f} s) ran out {held:.1f} s before its shot "
+                f"ended, even at {shot.clip_speed:.2g}x: its last frame holds"
+            )
+    return warnings
+
+
+def _sound_warnings(request: EngineRequest, reading: Reading, board: Storyboard) -> list[str]:
+    """Audio clips not heard, or cut short."""
+    clips = [f"@Audio{n + 1}" for n in range(len(request.audios))]
+    if not clips:
+        return []
+    if not request.generate_audio:
+        return [f"generate_audio is false: {_listing(clips)} {_verb(clips, 'is', 'are')} not heard"]
+    warnings: list[str] = []
+    if not reading.audios:
+        warnings.append(
+            f"no audio was named in the prompt: {_listing(clips)} "
+            f"{_verb(clips, 'plays', 'play')} under the whole video"
+        )
+    heard = {cue.index for cue in board.sound.cues if cue.source == "audio"}
+    unheard = [clip for n, clip in enumerate(clips) if n not in heard]
+    if unheard:
+        warnings.append(
+            f"{_listing(unheard)} {_verb(unheard, 'is', 'are')} not named in the prompt, "
+            "so not heard"
+        )
+    cues = board.sound.cues
+    for cue in cues:
+        if cue.source != "audio":
+            continue
+        length = request.audios[cue.index].duration - cue.offset
+        played = (cue.end - cue.start) / FPS
+        if length - played <= _TRIM_TOLERANCE:
+            continue
+        later = [c.label for c in cues if c.role == "shot" and c.start == cue.end]
+        why = f"{later[0]} starts there" if later and cue.end < board.frames else "the video ends"
+        warnings.append(f"{cue.label} was cut from {length:.1f} s to {played:.1f} s: {why}")
+    return warnings
+
+
+def _shape_warnings(request: EngineRequest, reading: Reading, board: Storyboard) -> list[str]:
+    """Where `adaptive` or `duration: -1` could not be decided as asked: no picture to follow,
+    or a length the references want that the API's range cuts (a decision made as asked is
+    no warning: the storyboard and the task say what it became)."""
+    warnings: list[str] = []
+    if request.aspect_ratio == "adaptive":
+        source = reading.first_visual or (
+            ("image", 0) if request.images else ("video", 0) if request.videos else None
+        )
+        if source is None:
+            warnings.append(f"aspect_ratio adaptive: {board.aspect_ratio}, no picture to follow")
+    if request.duration == AUTO_DURATION:
+        basis, wanted = _duration_basis(request, reading, cast(request, reading))
+        if math.floor(wanted + 0.5) != board.seconds:
+            warnings.append(
+                f"duration -1: {board.seconds} s, from {basis} ({wanted:.1f} s, kept within "
+                f"{MIN_DURATION}-{MAX_DURATION} s)"
+            )
+    return warnings
+
+
+def _duration_basis(
+    request: EngineRequest, reading: Reading, beats: list[Beat]
+) -> tuple[str, float]:
+    """What `casting.choose_seconds` took the length from, and the seconds it wanted (its
+    order of preference, said in words)."""
+    if reading.timeline:
+        return "the prompt's timing", reading.timeline
+    if beats and all(b.seconds is not None for b in beats):
+        return "the lengths the prompt states", sum(b.seconds or 0.0 for b in beats)
+    if request.audios:
+        chosen = reading.background or reading.audios or tuple(range(len(request.audios)))
+        longest = max(chosen, key=lambda i: request.audios[i].duration)
+        return f"the length of @Audio{longest + 1}", request.audios[longest].duration
+    if any(b.kind == "video" for b in beats):
+        seconds = sum(
+            request.videos[b.index].duration if b.kind == "video" else IMAGE_SHOT_SECONDS
+            for b in beats
+        )
+        return f"the videos shown and {IMAGE_SHOT_SECONDS:g} s for each image", seconds
+    if beats:
+        return f"{IMAGE_SHOT_SECONDS:g} s for each of {len(beats)} shots", (
+            IMAGE_SHOT_SECONDS * len(beats)
+        )
+    return "the words alone", float(TEXT_ONLY_SECONDS)
+
+
+def _labels(beats: Iterable[Beat]) -> list[str]:
+    """The pictures' names, each once, in order."""
+    return list(dict.fromkeys(beat.label for beat in beats))
+
+
+def _listing(labels: list[str]) -> str:
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
+def _verb(labels: list[str], one: str, many: str) -> str:
+    return one if len(labels) == 1 else many
 
 
 def crossfade(older: RGBFrame, newer: RGBFrame, weight: float) -> RGBFrame:

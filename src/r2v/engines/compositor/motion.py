@@ -1,28 +1,33 @@
 """Camera moves over a still picture: push-in, pull-out, pans, drift, static, transferred.
 
-A picture is prepared once as a *plate*: fitted to the output size enlarged by the
-tightest zoom its shots use, so that at that zoom one plate pixel lands on one output
-pixel. Each frame is then one `cv2.warpAffine` of the plate with a sub-pixel affine map:
-motion is smooth however slow it is, with no whole-pixel stepping, and costs about one
-resize per frame. Fast moves can be rendered with motion blur: several warps across the
-frame's exposure, averaged.
+A picture is prepared once as a *plate* (see `shots`): fitted to the output size enlarged
+by the tightest zoom its shots use. A move is a `MotionPath`: framings of the plate
+(`Camera`) evenly spaced over the shot, and how to pace between them. Seeded and prompted
+moves have two keys and an easing; a whip, a move from or to a pinned frame, and a move
+transferred from a reference video (see `transfer`) carry their timing in dozens of keys.
 
-A move is a `MotionPath`: keyframed framings (`Camera`) evenly spaced over the shot and an
-easing. Seeded and prompted moves have two or three keys; a move transferred from a
-reference video (see `transfer`) has dozens.
+A move's strength follows the pace its words ask for (`speed`: 0.55 "slowly", 1 by
+default, 1.7 "quickly", 3 "whip"): a push-in zooms about 1.1x, 1.24x, 1.6x or 2x across
+its shot, a pan crosses 8%, 20%, 45% or 75% of the frame, and a whip does it in a
+half-second burst. A static camera is exactly still.
+
+A pinned first (last) frame is the whole picture: the move starts (ends) there, and where
+it needs a tighter framing (a pan needs margin to cross) a lead of under a second zooms
+in first (or back out at the end). A picture padded to fit the frame (a portrait in a
+landscape video) is moved inside its own area when pinned, so after the lead-in the
+picture fills the frame.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Literal
 
-import cv2
 import numpy as np
-from numpy.typing import NDArray
 
-from r2v.engines.base import Preset
+from r2v.media.fit import plan_fit
 
 MotionKind = Literal[
     "push_in", "pull_out", "pan_left", "pan_right", "pan_up", "pan_down", "drift", "static",
@@ -32,16 +37,26 @@ SEEDED_KINDS: tuple[MotionKind, ...] = (
     "push_in", "pull_out", "pan_left", "pan_right", "pan_up", "pan_down", "drift",
 )  # fmt: skip
 
-MAX_ZOOM = 1.18
-"""The tightest framing of a move at the default pace (1/MAX_ZOOM of the picture shows)."""
-PLATE_LIMIT = 1.6
-"""The largest plate scale; a tighter framing (fast or transferred moves) enlarges it."""
+PLATE_LIMIT = 4.0
+"""The largest plate scale, and so the tightest framing of the plate any move reaches
+(a plate's memory grows with its square)."""
+MOVE_LIMIT = 3.0
+"""The tightest framing of a move, relative to the framing where the picture fills the frame."""
+WHIP_SPEED = 2.5
+"""From this pace on, a move happens in a burst (`_BURST_SECONDS`) rather than a glide."""
 
+# A move's strength by pace: at these speeds, a push-in's (pull-out's) zoom across the shot
+# and a pan's travel in frame widths (heights for tilts); in between, interpolated.
+_SPEEDS = (0.55, 1.0, 1.7, 3.0)
+_ZOOMS = (1.1, 1.24, 1.6, 2.0)
+_PANS = (0.08, 0.2, 0.45, 0.75)
+_VARIATION = 0.1  # seeded moves vary their strength by up to this share
 _TRAVEL = 0.9  # share of the available margin a move crosses, keeping clear of the edges
-_BLUR_THRESHOLD_PX = 1.0  # output pixels a frame's exposure must sweep to be blurred
-_BLUR_STEP_PX = 1.0
-_MAX_BLUR_SAMPLES = 6
-_SHUTTER = 0.5  # the exposure, as a share of the frame interval (a 180-degree shutter)
+_BURST_SECONDS = 0.5
+_BURST_SHARE = 0.1  # of a whip's travel spent drifting before and after its burst
+_LEAD_SECONDS = 0.8
+_KEYS_PER_SECOND = 12
+_FILL_SLACK = 0.99  # a padded picture's area is entered a little past its edges
 
 
 @dataclass(frozen=True)
@@ -77,14 +92,16 @@ def margin_at(zoom: float) -> float:
 class MotionPath:
     """A camera move over a shot: framings evenly spaced in (eased) time.
 
-    `ease_in` / `ease_out` bring the move to rest at that end (pinned frames); otherwise it
-    keeps some speed at the cut, so shots never look frozen at their ends.
+    `ease_in` / `ease_out` bring a two-key move to rest at that end; otherwise it keeps some
+    speed at the cut, so shots never look frozen at their ends. A `keyed` path's keys carry
+    their own timing: it runs through them at an even pace.
     """
 
     kind: MotionKind
     keys: tuple[Camera, ...]
     ease_in: bool = False
     ease_out: bool = False
+    keyed: bool = False
 
     @property
     def start(self) -> Camera:
@@ -104,9 +121,9 @@ class MotionPath:
     def at(self, progress: float) -> Camera:
         """The framing at `progress` (0 at the shot's first frame, 1 at its last)."""
         p = min(max(progress, 0.0), 1.0)
-        smooth = p * p * (3 - 2 * p)
-        if self.kind == "transfer" and not (self.ease_in or self.ease_out):
-            eased = p  # the reference video's own pace
+        smooth = _smooth(p)
+        if self.keyed:
+            eased = p
         elif self.ease_in and self.ease_out:
             eased = smooth
         elif self.ease_in:
@@ -135,12 +152,15 @@ def seeded_path(
     kind: MotionKind | None = None,
     *,
     speed: float = 1.0,
+    seconds: float = 5.0,
     from_rest: bool = False,
     to_rest: bool = False,
     avoid: MotionKind | None = None,
+    cover: float = 1.0,
 ) -> MotionPath:
-    """A move of `kind` (seeded when None) at `speed`; `from_rest` / `to_rest` make it
-    start or end on the whole picture, exactly."""
+    """A move of `kind` (seeded when None) at the pace `speed` over a shot of `seconds`;
+    `from_rest` / `to_rest` make it start or end on the whole picture, exactly. `cover`
+    (see `cover_share`) keeps the move inside a padded picture's own area."""
     choices = [k for k in SEEDED_KINDS if k != avoid]
     drawn = choices[int(rng.integers(len(choices)))]
     if kind is None:
@@ -149,120 +169,138 @@ def seeded_path(
             kind = "push_in"  # a pull-out cannot start on the whole picture
         if to_rest and not from_rest and kind == "push_in":
             kind = "pull_out"
-    reach = min(max(speed, 0.3), 2.0)
-    tight = min(1.0 + float(rng.uniform(0.1, MAX_ZOOM - 1.0)) * reach, PLATE_LIMIT)
+    if kind == "static":  # a locked-off camera: every frame the same
+        return MotionPath("static", (REST, REST))
+    start, end = _framings(rng, kind, speed)
+    limit = move_limit(cover)
+    start, end = onto(start.clamped(limit), cover), onto(end.clamped(limit), cover)
+    if from_rest and to_rest and REST in (start, end) and speed < WHIP_SPEED:
+        # In and back out (or out and back in) over the whole shot, rather than a lead.
+        middle = end if start == REST else start
+        return MotionPath(kind, (REST, middle, REST), ease_in=True, ease_out=True)
+    move = MotionPath(kind, (start, end))
+    if speed >= WHIP_SPEED:
+        move = _burst(move, seconds)
+    return with_ends(move, seconds, from_rest=from_rest, to_rest=to_rest)
+
+
+def _framings(rng: np.random.Generator, kind: MotionKind, speed: float) -> tuple[Camera, Camera]:
+    """Where a move of `kind` at `speed` starts and ends, on a picture filling the frame."""
+    vary = 1.0 + float(rng.uniform(-_VARIATION, _VARIATION))
+    pace = min(max(speed, _SPEEDS[0]), _SPEEDS[-1])
+    tight = float(np.interp(pace, _SPEEDS, _ZOOMS)) ** vary
     margin = margin_at(tight) * _TRAVEL
     aim = Camera(tight, float(rng.uniform(-margin, margin)), float(rng.uniform(-margin, margin)))
-    # Faster pans frame tighter, which leaves them a wider margin to sweep across.
-    pan_zoom = min(1.12 + 0.3 * max(reach - 1.0, 0.0), PLATE_LIMIT)
-    pan = margin_at(pan_zoom) * _TRAVEL * min(reach, 1.0)
-    across = float(rng.uniform(-pan / 3, pan / 3))
-    wide = Camera(float(rng.uniform(1.0, 1.03)))
-    start, end = wide, aim
+    # A pan frames just tight enough for its travel: the view crosses `travel` of its own
+    # width, which is 1/zoom of the plate's, within the margin the zoom leaves.
+    travel = float(np.interp(pace, _SPEEDS, _PANS)) * vary
+    pan_zoom = 1.0 + travel / _TRAVEL
+    half = travel / 2 / pan_zoom
+    across = float(rng.uniform(-half / 3, half / 3))
+    if kind == "push_in":
+        return REST, aim
     if kind == "pull_out":
-        start, end = aim, wide
-    elif kind in ("pan_left", "pan_right"):  # "pan_left": the view's centre goes right to left
+        return aim, REST
+    if kind in ("pan_left", "pan_right"):  # "pan_left": the view's centre goes right to left
         sign = -1.0 if kind == "pan_left" else 1.0
-        start, end = Camera(pan_zoom, -sign * pan, across), Camera(pan_zoom, sign * pan, across)
-    elif kind in ("pan_up", "pan_down"):
+        return Camera(pan_zoom, -sign * half, across), Camera(pan_zoom, sign * half, across)
+    if kind in ("pan_up", "pan_down"):
         sign = -1.0 if kind == "pan_up" else 1.0
-        start, end = Camera(pan_zoom, across, -sign * pan), Camera(pan_zoom, across, sign * pan)
-    elif kind == "drift":  # a slow diagonal float with a slight zoom
-        zoom_a, zoom_b = float(rng.uniform(1.06, 1.1)), float(rng.uniform(1.1, 1.14))
-        drift = margin_at(zoom_a) * _TRAVEL * min(reach, 1.0)
-        sx, sy = (float(v) for v in rng.choice([-1.0, 1.0], size=2))
-        start = Camera(zoom_a, sx * drift, sy * drift)
-        end = Camera(zoom_b, -sx * drift * 0.5, -sy * drift * 0.5)
-    elif kind == "static":  # a locked-off camera, only breathing so the picture is not frozen
-        start, end = Camera(1.0), Camera(1.0 + 0.015 * reach)
-    keys = [start.clamped(), end.clamped()]
-    # Pinned ends: replace the framing there with the whole picture. Every move still reads
-    # the same way, since the other end keeps its direction and zoom.
-    if from_rest and to_rest:
-        middle = keys[1] if keys[1] != REST else keys[0]
-        if middle.zoom - 1.0 < 0.02:
-            middle = aim
-        keys = [REST, middle, REST]
-    elif from_rest:
-        keys = [REST, keys[1] if keys[1].zoom > 1.0 + 1e-6 else aim]
-    elif to_rest:
-        keys = [keys[0] if keys[0].zoom > 1.0 + 1e-6 else aim, REST]
-    return MotionPath(kind, tuple(keys), ease_in=from_rest, ease_out=to_rest)
+        return Camera(pan_zoom, across, -sign * half), Camera(pan_zoom, across, sign * half)
+    # "drift": a slow diagonal float with a slight zoom
+    zoom_a, zoom_b = float(rng.uniform(1.06, 1.1)), float(rng.uniform(1.1, 1.14))
+    drift = margin_at(zoom_a) * _TRAVEL * min(max(speed, 0.3), 1.0)
+    sx, sy = (float(v) for v in rng.choice([-1.0, 1.0], size=2))
+    return Camera(zoom_a, sx * drift, sy * drift), Camera(zoom_b, -sx * drift / 2, -sy * drift / 2)
 
 
-def plate_size(output: tuple[int, int], scale: float = MAX_ZOOM) -> tuple[int, int]:
-    """The size a picture is prepared at for moves as tight as `scale`."""
-    return (math.ceil(output[0] * scale), math.ceil(output[1] * scale))
+def _burst(move: MotionPath, seconds: float) -> MotionPath:
+    """`move` as a whip: a short burst in the middle of the shot, drifting before and after."""
+    width = min(_BURST_SECONDS / max(seconds, 1e-3), 0.5)
+    glide = replace(move, keyed=True)
+
+    def place(t: float) -> Camera:
+        burst = _smooth(min(max((t - 0.5) / width + 0.5, 0.0), 1.0))
+        return glide.at(_BURST_SHARE * t + (1 - _BURST_SHARE) * burst)
+
+    return _sampled(move.kind, place, seconds, keys_per_second=2 * _KEYS_PER_SECOND)
 
 
-def interpolation(preset: Preset) -> int:
-    """The warp/resize filter of a preset: bilinear for speed, bicubic for quality."""
-    return cv2.INTER_LINEAR if preset == "fast" else cv2.INTER_CUBIC
+def with_ends(
+    move: MotionPath, seconds: float, *, from_rest: bool = False, to_rest: bool = False
+) -> MotionPath:
+    """`move` starting (`from_rest`) or ending (`to_rest`) on the whole picture, exactly:
+    where the move's own end is another framing, a lead of under a second joins them."""
+    lead_in = from_rest and move.start != REST
+    lead_out = to_rest and move.end != REST
+    if not (lead_in or lead_out):
+        return replace(move, ease_in=move.ease_in or from_rest, ease_out=move.ease_out or to_rest)
+    inner = replace(move, ease_in=True if lead_in else move.ease_in,
+                    ease_out=True if lead_out else move.ease_out)  # fmt: skip
+    share = min(_LEAD_SECONDS, seconds / 4) / max(seconds, 1e-3)
+    a = share if lead_in else 0.0
+    b = 1.0 - share if lead_out else 1.0
+
+    def place(t: float) -> Camera:
+        if t < a:
+            return between(REST, inner.start, _smooth(t / a))
+        if t > b:
+            return between(inner.end, REST, _smooth((t - b) / (1 - b)))
+        return inner.at((t - a) / (b - a))
+
+    return _sampled(move.kind, place, seconds)
 
 
-def view_matrix(
-    camera: Camera, plate: tuple[int, int], output: tuple[int, int]
-) -> NDArray[np.float64]:
-    """The 2x3 map from output pixel to plate pixel (for `WARP_INVERSE_MAP`).
-
-    Pixel centres are mapped onto pixel centres, so a zoom of exactly 1 over a plate of the
-    output's size would be the identity.
-    """
-    pw, ph = plate
-    ow, oh = output
-    sx = pw / camera.zoom / ow
-    sy = ph / camera.zoom / oh
-    left = pw * (0.5 + camera.x) - sx * ow / 2
-    top = ph * (0.5 + camera.y) - sy * oh / 2
-    return np.array(
-        [[sx, 0.0, left + 0.5 * sx - 0.5], [0.0, sy, top + 0.5 * sy - 0.5]], dtype=np.float64
-    )
+def between(a: Camera, b: Camera, s: float) -> Camera:
+    """The framing `s` of the way from `a` to `b`: zooming at an even rate, the centre
+    moving in step. Every framing on the way is inside the picture if `a` and `b` are."""
+    if s <= 0.0:
+        return a
+    if s >= 1.0:
+        return b
+    zoom = a.zoom * (b.zoom / a.zoom) ** s
+    return Camera(zoom, a.x + (b.x - a.x) * s, a.y + (b.y - a.y) * s)
 
 
-def render_view(
-    plate: NDArray[np.uint8], camera: Camera, output: tuple[int, int], *, flags: int
-) -> NDArray[np.uint8]:
-    """One output frame: the plate seen through `camera`, resampled with `flags`."""
-    matrix = view_matrix(camera, (plate.shape[1], plate.shape[0]), output)
-    frame = cv2.warpAffine(
-        plate,
-        matrix,
-        output,
-        flags=flags | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_REFLECT_101,
-    )
-    return frame  # type: ignore[return-value]
+def cover_share(picture: tuple[int, int], output: tuple[int, int]) -> float:
+    """The share of the plate's width (and height) that the largest frame-shaped view
+    inside a `picture` (width, height) covers: 1 when the picture is cropped to fit, less
+    when it is padded (a portrait in a landscape frame), so that no bar shows."""
+    plan = plan_fit(picture, output)
+    if plan.mode == "crop":
+        return 1.0
+    _, _, width, height = plan.target_box
+    share = min(width / output[0], height / output[1]) * _FILL_SLACK
+    return min(max(share, 1.0 / PLATE_LIMIT), 1.0)
 
 
-def exposure(
-    path: MotionPath, progress: float, step: float, plate: tuple[int, int], output: tuple[int, int]
-) -> list[Camera]:
-    """The framings to average for one frame: one when the camera is slow, several across
-    the frame's exposure when it sweeps more than a couple of output pixels."""
-    half = step * _SHUTTER / 2
-    early, late = path.at(progress - half), path.at(progress + half)
-    corners = np.array([[0, 0, 1], [output[0], 0, 1], [0, output[1], 1], [*output, 1]], float)
-    a = corners @ view_matrix(early, plate, output).T
-    b = corners @ view_matrix(late, plate, output).T
-    scale = plate[0] / output[0] / max(early.zoom, late.zoom)  # plate pixels per output pixel
-    sweep = float(np.max(np.hypot(*(b - a).T))) / scale
-    if sweep < _BLUR_THRESHOLD_PX:
-        return [path.at(progress)]
-    count = min(_MAX_BLUR_SAMPLES, math.ceil(sweep / _BLUR_STEP_PX))
-    return [path.at(progress - half + 2 * half * (i + 0.5) / count) for i in range(count)]
+def move_limit(cover: float) -> float:
+    """The tightest framing a move may reach inside an area covering `cover` of the plate."""
+    return max(1.0, min(MOVE_LIMIT, PLATE_LIMIT * cover))
 
 
-def render_exposure(
-    plate: NDArray[np.uint8], cameras: list[Camera], output: tuple[int, int], *, flags: int
-) -> NDArray[np.uint8]:
-    """The average of the plate seen through each of `cameras`: motion blur when several.
+def onto(camera: Camera, cover: float) -> Camera:
+    """A framing of the frame-shaped area covering `cover` of the plate, centred, as a
+    framing of the plate."""
+    if cover == 1.0:
+        return camera
+    return Camera(camera.zoom / cover, camera.x * cover, camera.y * cover)
 
-    Blurred frames sample bilinearly whatever `flags` asks: the average of the samples is
-    softer along the motion than any filter's difference, at a seventh of bicubic's cost.
-    """
-    if len(cameras) == 1:
-        return render_view(plate, cameras[0], output, flags=flags)
-    total = np.zeros((output[1], output[0], plate.shape[2]), dtype=np.float32)
-    for camera in cameras:
-        cv2.accumulate(render_view(plate, camera, output, flags=cv2.INTER_LINEAR), total)
-    return cv2.convertScaleAbs(total, alpha=1.0 / len(cameras))  # type: ignore[return-value]
+
+def path_keys(seconds: float, keys_per_second: int = _KEYS_PER_SECOND) -> int:
+    """How many keys a keyed path over a shot of `seconds` has."""
+    return min(max(round(seconds * keys_per_second) + 1, 48), 361)
+
+
+def _sampled(
+    kind: MotionKind,
+    place: Callable[[float], Camera],
+    seconds: float,
+    keys_per_second: int = _KEYS_PER_SECOND,
+) -> MotionPath:
+    times = np.linspace(0.0, 1.0, path_keys(seconds, keys_per_second))
+    return MotionPath(kind, tuple(place(float(t)) for t in times), keyed=True)
+
+
+def _smooth(p: float) -> float:
+    return p * p * (3 - 2 * p)

@@ -108,6 +108,10 @@ _MOVES: Final[tuple[tuple[MoveKind, str, bool], ...]] = (
      r"\b|向下", True),
     ("drift", r"\b(?:drift(?:s|ing)?|float(?:s|ing)?|hand[\s-]?held|orbit(?:s|ing)?|"
      r"arc(?:s|ing)?|sway(?:s|ing)?)\b|漂移|漂浮|手持|环绕|晃动|摇晃|飘移|飘动", False),
+    # A whip pan or crash zoom that names no direction: across to the right, or in.
+    ("pan_right", r"\b(?:whip|swish|snap)[\s-]?pan(?:s|ning|ned)?\b"
+     r"(?!\s+(?:to\s+(?:the\s+)?)?(?:left|right|up|down))|甩镜|甩摇|快甩|急甩", False),
+    ("push_in", r"\b(?:crash|snap)[\s-]?zoom(?:s|ing)?\b(?!\s+(?:out|back|away))|急推|猛推", False),
 )  # fmt: skip
 MOVES: Final = tuple((kind, re.compile(source, _I), camera) for kind, source, camera in _MOVES)
 CAMERA_WORD: Final = _CAMERA_WORD
@@ -118,10 +122,16 @@ SLOW: Final = re.compile(
     _I,
 )
 FAST: Final = re.compile(
-    r"\b(?:fast|quick(?:ly)?|rapid(?:ly)?|swift(?:ly)?|sudden(?:ly)?|whip|snap|crash|"
+    r"\b(?:fast|quick(?:ly)?|rapid(?:ly)?|swift(?:ly)?|sudden(?:ly)?|"
     r"dramatic(?:ally)?|aggressive(?:ly)?|energetic(?:ally)?)\b|快速|迅速|急速|猛然|猛地|飞速|飞快",
     _I,
 )
+WHIP: Final = re.compile(
+    r"\b(?:whip(?:s|ping)?|swish|snap|crash)(?:[\s-]?(?:pan|zoom|tilt)(?:s|ning|ned|ing)?)?\b"
+    r"|甩镜|甩摇|快甩|急甩|急推|猛推",
+    _I,
+)
+"""A move made in a burst, blurred: whip pans, swish pans, crash zooms."""
 
 # --- motion transfer: "camera of @Video1", "参考@Video1的运镜" -------------------------------
 _MOTION_WORD = (

@@ -23,7 +23,8 @@ Pin = Literal["first", "last"]
 
 MIN_WORDS, MAX_WORDS = 3.0, 30.0
 """A beat's weight is its word count within these bounds (times its emphasis)."""
-SLOW_SPEED, FAST_SPEED = 0.55, 1.7
+SLOW_SPEED, FAST_SPEED, WHIP_SPEED = 0.55, 1.7, 3.0
+"""The pace of a move the prompt calls slow, fast or a whip (1 is the default pace)."""
 BRIEF_EMPHASIS, LINGER_EMPHASIS = 0.5, 1.6
 MIN_STATED_SECONDS, MAX_STATED_SECONDS = 0.3, 15.0
 
@@ -40,7 +41,9 @@ class Mention:
 
 @dataclass(frozen=True)
 class MoveCue:
-    """A camera move the prompt asks for, at a relative speed (1 is the default pace)."""
+    """A camera move the prompt asks for, at a relative speed: 1 is the default pace,
+    `SLOW_SPEED` "slowly", `FAST_SPEED` "quickly", `WHIP_SPEED` a whip pan or crash zoom;
+    "static" holds still whatever its pace."""
 
     kind: MoveKind
     speed: float = 1.0
@@ -254,7 +257,9 @@ def _move(text: str) -> MoveCue | None:
     if not found:
         return None
     speed = 1.0
-    if phrases.SLOW.search(text):
+    if phrases.WHIP.search(text):
+        speed = WHIP_SPEED
+    elif phrases.SLOW.search(text):
         speed = SLOW_SPEED
     elif phrases.FAST.search(text):
         speed = FAST_SPEED

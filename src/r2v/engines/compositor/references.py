@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from r2v.engines.base import EngineRequest
-from r2v.engines.compositor.clips import Audio, audible, fit_length
+from r2v.engines.compositor.clips import Audio, audible
 from r2v.engines.compositor.loudness import match_loudness
-from r2v.engines.compositor.onsets import detect_onsets
+from r2v.engines.compositor.onsets import detect_onsets, loop_on_beats
 from r2v.engines.compositor.transfer import CameraTrack, estimate_camera
 from r2v.errors import ReferenceInvalid
 from r2v.media.decode import decode_audio
@@ -72,7 +72,8 @@ class ReferenceBank:
     def onsets(self, indices: Sequence[int], length: int) -> list[tuple[float, float]]:
         """Onsets (seconds, strength) of the audio clips `indices` looped to `length`
         samples and mixed, as they will play under the whole video."""
-        layers = [fit_length(self.audio(i), length, loop=True) for i in indices]
+        # looped as they will play: on the beat (see `onsets.loop_on_beats`)
+        layers = [loop_on_beats(self.audio(i), length) for i in indices]
         layers = [layer for layer in layers if audible(layer)]
         if not layers:
             return []

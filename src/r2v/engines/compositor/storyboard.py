@@ -25,7 +25,7 @@ from r2v.engines.compositor.casting import (
     fit_count,
     shot_weights,
 )
-from r2v.engines.compositor.motion import MotionKind, MotionPath, seeded_path
+from r2v.engines.compositor.motion import MotionKind, MotionPath, cover_share, seeded_path
 from r2v.engines.compositor.prompt import Beat, Pin, Reading, read_prompt
 from r2v.engines.compositor.references import ReferenceBank
 from r2v.engines.compositor.transfer import transferred_path
@@ -102,7 +102,8 @@ class SoundCue:
     """One sound on the timeline: a reference clip, a video's own sound, or the score.
 
     It plays over output frames `start` to `end - 1`, from `offset` seconds into its
-    source, at `speed`; "background" cues span the video and dip under "shot" cues.
+    source, at `speed`; "background" cues span the video. Music (background cues that are
+    not speech) dips wherever a speech or "shot" cue is heard.
     """
 
     source: CueSource
@@ -113,6 +114,8 @@ class SoundCue:
     offset: float = 0.0
     speed: float = 1.0
     loop: bool = False
+    speech: bool = False
+    """A voice ("narration", "旁白"): played once, and the music dips under it."""
 
     @property
     def label(self) -> str:
@@ -197,7 +200,7 @@ def build_storyboard(request: EngineRequest, bank: ReferenceBank | None = None) 
         cuts, snapped = timeline.snap_to_onsets(cuts, onsets, frames, least)
     spans = timeline.spans(cuts, snapped, frames)
     if beats:
-        shots = _shots(request, reading, bank, beats, spans)
+        shots = _shots(request, reading, bank, beats, spans, (width, height))
     else:
         shots = tuple(Shot("ambient", n, s.start, s.end, s.fade_in) for n, s in enumerate(spans))
     sound = plan_sound(request, shots, background, placed, frames, reading.spoken)
@@ -240,12 +243,14 @@ def plan_sound(
     spoken: tuple[int, ...] = (),
 ) -> SoundPlan:
     """The soundtrack's cues: reference audio where the prompt puts it (music looped under
-    the whole video, speech once); else each video shot's own sound over a synthesized
-    score that dips under it; else the score alone."""
+    the whole video, speech once) and each video shot's own sound under it; with no audio
+    references, a synthesized score under everything that dips under the videos' sound."""
     if not request.generate_audio:
         return SoundPlan()
     cues = [
-        SoundCue("audio", clip, 0, frames, "background", loop=clip not in spoken)
+        SoundCue(
+            "audio", clip, 0, frames, "background", loop=clip not in spoken, speech=clip in spoken
+        )
         for clip in background
     ]
     starts = [shots[position].cut for position, _ in placed]
@@ -254,21 +259,21 @@ def plan_sound(
         later = [s for s in starts[number + 1 :] if s > start]
         until = min([*later, frames, start + math.ceil(request.audios[clip].duration * FPS)])
         if until > start:
-            cues.append(SoundCue("audio", clip, start, until, "shot"))
-    if not request.audios:
-        for shot in shots:
-            if shot.kind == "video" and request.videos[shot.index].has_audio:
-                cues.append(
-                    SoundCue(
-                        "video",
-                        shot.index,
-                        shot.start,
-                        shot.end,
-                        "shot",
-                        offset=shot.clip_start,
-                        speed=shot.clip_speed,
-                    )
+            cues.append(SoundCue("audio", clip, start, until, "shot", speech=clip in spoken))
+    for shot in shots:
+        if shot.kind == "video" and request.videos[shot.index].has_audio:
+            cues.append(
+                SoundCue(
+                    "video",
+                    shot.index,
+                    shot.start,
+                    shot.end,
+                    "shot",
+                    offset=shot.clip_start,
+                    speed=shot.clip_speed,
                 )
+            )
+    if not request.audios:
         cues.append(SoundCue("score", 0, 0, frames, "background"))
     return SoundPlan(tuple(cues))
 
@@ -279,6 +284,7 @@ def _shots(
     bank: ReferenceBank,
     beats: list[Beat],
     spans: list[timeline.Span],
+    size: tuple[int, int],
 ) -> tuple[Shot, ...]:
     rng = np.random.default_rng([request.seed, STREAM_MOTION])
     previous: MotionKind | None = None
@@ -298,20 +304,29 @@ def _shots(
             source = beat.camera_of
             if source is None and beat.move is None:
                 source = reading.camera_of
+            seconds = (span.end - span.start) / FPS
+            # A pinned picture padded to fit (a portrait in a landscape frame) is entered
+            # after its pinned frame, so that it fills the frame.
+            picture = request.images[beat.index]
+            cover = cover_share((picture.width, picture.height), size) if pins else 1.0
             if source is not None:
-                motion = transferred_path(bank.camera(source), from_rest=opens, to_rest=closes)
+                motion = transferred_path(
+                    bank.camera(source), seconds=seconds, from_rest=opens, to_rest=closes,
+                    cover=cover,
+                )  # fmt: skip
             else:
                 move = beat.move or reading.move
                 motion = seeded_path(
                     rng, move.kind if move else None, speed=move.speed if move else 1.0,
-                    from_rest=opens, to_rest=closes, avoid=previous,
+                    seconds=seconds, from_rest=opens, to_rest=closes, avoid=previous,
+                    cover=cover,
                 )  # fmt: skip
             previous = motion.kind
             shots.append(replace(base, motion=motion, camera_of=source))
         else:
             video = request.videos[beat.index]
             seconds = span.end / FPS - span.start / FPS
-            own_sound = request.generate_audio and not request.audios and video.has_audio
+            own_sound = request.generate_audio and video.has_audio
             speed = _clip_speed(video.duration, seconds, own_sound)
             start = max(0.0, video.duration - seconds * speed) if closes else 0.0
             shots.append(replace(base, clip_start=start, clip_speed=speed))

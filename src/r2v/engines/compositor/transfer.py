@@ -7,13 +7,16 @@ on their own are outvoted by the background, and chains the transforms into a
 `CameraTrack`: where the camera looks, and how close, relative to the first frame. Frames
 too flat to track fall back to phase correlation, which sees the shift alone.
 
-`transferred_path` fits such a track onto a picture's plate: the same moves, scaled down
-only as much as the picture's margins demand, with the zoom raised where a pinned first or
-last frame (the whole picture) leaves no margin to pan in.
+`transferred_path` fits such a track onto a picture's plate: the same pan, tilt and zoom, at
+their full size wherever the picture has the margin for them (zooming in as tight as
+`MOVE_LIMIT`), scaled down only as much as its margins demand. A pinned first (last) frame
+is the whole picture: the path starts there, zooms in to where the track begins (when the
+track needs margin to pan), then replays it (and the reverse at a pinned last frame).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,20 +25,26 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from r2v.engines.compositor.motion import PLATE_LIMIT, Camera, MotionPath, margin_at
+from r2v.engines.compositor.motion import (
+    Camera,
+    MotionPath,
+    move_limit,
+    onto,
+    path_keys,
+    with_ends,
+)
 from r2v.media.decode import grey_frames
 
 ANALYSIS_SIDE = 320
 """Pixels on the longer side of the frames the camera is tracked on."""
 ANALYSIS_RATE = 12.0
 """Frames a second analysed: camera moves are smooth, so more would only cost time."""
-PATH_KEYS = 48
 CHECKPOINT_FRAMES = 12
 
 _MIN_FEATURES = 12
 _SMOOTHING = 1.5  # Gaussian sigma, in analysed frames: tracking noise out, moves kept
-_GAINS = (1.0, 0.85, 0.7, 0.55, 0.4, 0.3, 0.2, 0.1, 0.0)
-_START_ZOOMS = np.linspace(1.0, PLATE_LIMIT, 25)
+_EDGE = 1e-3  # plate share kept clear of the picture's edges, so no reflection shows
+_SEARCH_STEPS = 24  # bisection steps for the gain and the starting zoom
 _LK_STOP = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)
 
 Affine = NDArray[np.float64]
@@ -151,70 +160,94 @@ def _view(chain: Affine, size: tuple[int, int]) -> tuple[float, float, float]:
 def _smooth(values: NDArray[np.float64]) -> NDArray[np.float64]:
     radius = int(3 * _SMOOTHING)
     taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / _SMOOTHING) ** 2)
-    padded = np.pad(values, radius, mode="edge")
+    # Odd reflection continues a move past the ends, so smoothing does not shorten it.
+    padded = np.pad(values, radius, mode="reflect", reflect_type="odd")
     return np.convolve(padded, taps / taps.sum(), mode="valid")
 
 
 def transferred_path(
-    track: CameraTrack, *, from_rest: bool = False, to_rest: bool = False
+    track: CameraTrack,
+    *,
+    seconds: float = 5.0,
+    from_rest: bool = False,
+    to_rest: bool = False,
+    cover: float = 1.0,
 ) -> MotionPath:
-    """The track's moves as a camera path over a plate, resampled over the whole shot."""
-    span = np.linspace(track.times[0], track.times[-1], PATH_KEYS)
+    """The track's moves as a camera path over a plate, resampled over a shot of `seconds`.
+
+    `from_rest` / `to_rest`: the shot starts (ends) on the whole picture, exactly. `cover`
+    (see `motion.cover_share`) keeps the moves inside a padded picture's own area.
+    """
+    span = np.linspace(track.times[0], track.times[-1], path_keys(seconds))
     xs = np.interp(span, track.times, track.x)
     ys = np.interp(span, track.times, track.y)
     zooms = np.log(np.interp(span, track.times, track.zoom))
-    ramp = np.linspace(0.0, 1.0, PATH_KEYS)
-    if from_rest and to_rest:  # the move between, with the drift that does not return removed
-        for values in (xs, ys, zooms):
-            values -= values[0] + (values[-1] - values[0]) * ramp
-    elif from_rest or to_rest:
-        anchor = 0 if from_rest else -1
-        xs, ys, zooms = xs - xs[anchor], ys - ys[anchor], zooms - zooms[anchor]
-    keys = _fit_pinned(xs, ys, zooms) if from_rest or to_rest else _fit_free(xs, ys, zooms)
-    return MotionPath("transfer", keys, ease_in=False, ease_out=False)
+    xs, ys, zooms = xs - xs[0], ys - ys[0], zooms - zooms[0]
+    keys = _fit(xs, ys, zooms, move_limit(cover))
+    move = MotionPath("transfer", tuple(onto(key, cover) for key in keys), keyed=True)
+    return with_ends(move, seconds, from_rest=from_rest, to_rest=to_rest)
 
 
-def _fit_pinned(
-    xs: NDArray[np.float64], ys: NDArray[np.float64], zooms: NDArray[np.float64]
+def _fit(
+    xs: NDArray[np.float64], ys: NDArray[np.float64], zooms: NDArray[np.float64], limit: float
 ) -> tuple[Camera, ...]:
-    """Keys starting (or ending) on the whole picture: each framing zoomed in just enough
-    that the view's centre may stand where the track puts it."""
-    for gain in _GAINS:
-        reach = np.maximum(np.abs(xs), np.abs(ys)) * gain
-        if float(reach.max()) >= 0.5:
-            continue
-        needed = 1.0 / (1.0 - 2.0 * reach)
-        zoom = np.maximum(np.maximum(np.exp(zooms * gain), needed), 1.0)
-        if float(zoom.max()) <= PLATE_LIMIT:
-            return tuple(
-                Camera(float(z), float(x * gain), float(y * gain))
-                for z, x, y in zip(zoom, xs, ys, strict=True)
-            )
-    return (Camera(1.0), Camera(1.0))
+    """Keys replaying the largest share (ideally all) of the track's moves that keeps every
+    framing inside the picture and no tighter than `limit`, from the loosest starting zoom."""
+    gain, low, high = 1.0, 0.0, 1.0
+    if _place(xs, ys, zooms, 1.0, limit) is None:
+        for _ in range(_SEARCH_STEPS):
+            gain = (low + high) / 2
+            low, high = (gain, high) if _place(xs, ys, zooms, gain, limit) else (low, gain)
+        gain = low
+    return _place(xs, ys, zooms, gain, limit) or (Camera(1.0), Camera(1.0))
 
 
-def _fit_free(
-    xs: NDArray[np.float64], ys: NDArray[np.float64], zooms: NDArray[np.float64]
-) -> tuple[Camera, ...]:
-    """Keys for an unpinned shot: the loosest starting zoom and the largest share of the
-    track's moves (ideally all of it) that keep every framing inside the picture."""
-    for gain in _GAINS:
-        for start in _START_ZOOMS:
-            zoom = start * np.exp(zooms * gain)
-            if float(zoom.min()) < 1.0 - 1e-9 or float(zoom.max()) > PLATE_LIMIT:
-                continue
-            margin = np.array([margin_at(float(z)) for z in zoom])
-            # The view at the first frame spans 1/start of the plate; the track's offsets
-            # are in units of that view, so they shrink by `start` on the plate.
-            dx, dy = xs * gain / start, ys * gain / start
-            x0 = _centre(dx, margin)
-            y0 = _centre(dy, margin)
-            if x0 is not None and y0 is not None:
-                return tuple(
-                    Camera(float(z), float(x0 + x), float(y0 + y))
-                    for z, x, y in zip(zoom, dx, dy, strict=True)
-                )
-    return (Camera(1.0), Camera(1.0))
+def _place(
+    xs: NDArray[np.float64],
+    ys: NDArray[np.float64],
+    zooms: NDArray[np.float64],
+    gain: float,
+    limit: float,
+) -> tuple[Camera, ...] | None:
+    """The track's moves times `gain` from the loosest starting zoom that fits, if any."""
+    lowest = max(1.0, math.exp(-gain * float(zooms.min())))
+    highest = limit * math.exp(-gain * float(zooms.max()))
+    if lowest > highest + 1e-9 or _offsets(xs, ys, zooms, gain, highest) is None:
+        return None
+    start = highest
+    if _offsets(xs, ys, zooms, gain, lowest) is not None:
+        start = lowest
+    else:  # more margin with every step closer: the loosest start that fits lies between
+        low, high = lowest, highest
+        for _ in range(_SEARCH_STEPS):
+            middle = (low + high) / 2
+            low, high = (low, middle) if _offsets(xs, ys, zooms, gain, middle) else (middle, high)
+        start = high
+    placed = _offsets(xs, ys, zooms, gain, start)
+    if placed is None:
+        return None
+    zoom, x, y = placed
+    return tuple(Camera(float(z), float(a), float(b)) for z, a, b in zip(zoom, x, y, strict=True))
+
+
+def _offsets(
+    xs: NDArray[np.float64],
+    ys: NDArray[np.float64],
+    zooms: NDArray[np.float64],
+    gain: float,
+    start: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]] | None:
+    """Each key's zoom and centre when the track starts at zoom `start`, or None if some
+    framing would leave the picture."""
+    zoom = start * np.exp(zooms * gain)
+    margin = np.maximum((1.0 - 1.0 / zoom) / 2 - _EDGE, 0.0)
+    # The view at the first frame spans 1/start of the plate; the track's offsets are in
+    # units of that view, so they shrink by `start` on the plate.
+    dx, dy = xs * gain / start, ys * gain / start
+    x0, y0 = _centre(dx, margin), _centre(dy, margin)
+    if x0 is None or y0 is None:
+        return None
+    return zoom, x0 + dx, y0 + dy
 
 
 def _centre(offsets: NDArray[np.float64], margin: NDArray[np.float64]) -> float | None:

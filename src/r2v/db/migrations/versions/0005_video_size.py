@@ -1,5 +1,6 @@
-"""What the other doors report: the size of a finished video (Ark's ratio, OpenAI's size),
-and the task a remix was made from.
+"""What the other doors report: a finished video's size, and the task a remix came from.
+
+Ark reports the ratio produced, OpenAI the size; OpenAI's remixes name their source.
 
 Revision ID: 0005
 Revises: 0004
