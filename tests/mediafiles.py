@@ -21,6 +21,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from r2v.engines.compositor.loudness import TRUE_PEAK_PHASES
+
 ImageFormat = Literal["JPEG", "PNG", "WEBP"]
 Container = Literal["mp4", "mov"]
 
@@ -377,22 +379,11 @@ def make_bursts_wav(
     return path
 
 
-# ITU-R BS.1770-4 Annex 2: the first two phases of the 4x interpolation filter (12 taps
-# each); the other two are these reversed.
-_TRUE_PEAK_PHASES = (
-    (0.0017089843750, 0.0109863281250, -0.0196533203125, 0.0332031250000, -0.0594482421875,
-     0.1373291015625, 0.9721679687500, -0.1022949218750, 0.0476074218750, -0.0266113281250,
-     0.0148925781250, -0.0083007812500),
-    (-0.0291748046875, 0.0292968750000, -0.0517578125000, 0.0891113281250, -0.1665039062500,
-     0.4650878906250, 0.7797851562500, -0.2003173828125, 0.1015625000000, -0.0582275390625,
-     0.0330810546875, -0.0189208984375),
-)  # fmt: skip
-
-
 def true_peak_dbtp(samples: NDArray[np.float32]) -> float:
     """The true peak of (channels, samples) at 48 kHz in dBTP, measured as BS.1770-4 Annex 2
     does: 4x oversampled with its interpolation filter, the largest absolute value."""
-    phases = [np.asarray(p) for p in _TRUE_PEAK_PHASES]
+    # the standard's filter table (its constants only: the measure itself is this one's)
+    phases = [np.asarray(p) for p in TRUE_PEAK_PHASES]
     phases += [p[::-1] for p in phases]
     peak = max(
         float(np.abs(np.convolve(channel, phase)).max())

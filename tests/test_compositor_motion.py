@@ -25,7 +25,8 @@ from r2v.engines.compositor.storyboard import build_storyboard
 from r2v.errors import RequestCancelled
 from r2v.media.fit import fit_frame
 from r2v.protocol import OUTPUT_SIZES
-from tests.mediafiles import decoded_frames, make_camera_video, make_image, pattern
+from tests import mediafiles
+from tests.mediafiles import decoded_frames, difference, make_camera_video, make_image, pattern
 
 Frame = NDArray[np.uint8]
 
@@ -94,17 +95,7 @@ def scale(a: Frame, b: Frame) -> float:
 
 def fitted(image: ImageInput, size: tuple[int, int]) -> Frame:
     """The reference cropped to the output's shape and resized: what a pinned frame shows."""
-    picture = cv2.cvtColor(cv2.imread(str(image.path)), cv2.COLOR_BGR2RGB)
-    height, width = picture.shape[:2]
-    keep_w = min(width, round(height * size[0] / size[1]))
-    keep_h = min(height, round(width * size[1] / size[0]))
-    left, top = (width - keep_w) // 2, (height - keep_h) // 2
-    crop = picture[top : top + keep_h, left : left + keep_w]
-    return cv2.resize(crop, size, interpolation=cv2.INTER_AREA)  # type: ignore[return-value]
-
-
-def difference(a: Frame, b: Frame) -> float:
-    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+    return mediafiles.fitted(image.path, size)
 
 
 def test_first_and_last_frames_are_the_pinned_pictures(

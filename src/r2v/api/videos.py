@@ -27,6 +27,7 @@ from r2v.api.docs import POLL_HINT, answers, file_answers
 from r2v.api.polls import hint_headers
 from r2v.api.routes import Key, Services, serve_blob
 from r2v.api.services import ApiServices
+from r2v.engines.base import nearest_aspect_ratio
 from r2v.errors import InvalidRequest, NotFound, RequestError
 from r2v.protocol import (
     EXTENSION,
@@ -123,20 +124,12 @@ def video_object(view: TaskView) -> VideoObject:
 def nearest_size(width: int, height: int) -> tuple[str, str]:
     """(resolution, aspect ratio) of the entry of the size table nearest `width`x`height`:
     the ratio nearest on a log scale, then the resolution nearest in pixel count."""
-    target = math.log(width / height)
-    ratio = min(
-        OUTPUT_SIZES["720p"],
-        key=lambda r: abs(math.log(_ratio_of(OUTPUT_SIZES["720p"][r])) - target),
-    )
+    ratio = nearest_aspect_ratio(width, height)
     resolution = min(
         OUTPUT_SIZES,
         key=lambda res: abs(math.log(_area(OUTPUT_SIZES[res][ratio]) / (width * height))),
     )
     return resolution, ratio
-
-
-def _ratio_of(size: tuple[int, int]) -> float:
-    return size[0] / size[1]
 
 
 def _area(size: tuple[int, int]) -> int:

@@ -20,7 +20,6 @@ from r2v.errors import (
     Conflict,
     InvalidRequest,
     InvalidTaskId,
-    LinkExpired,
     NotFound,
     RequestError,
 )
@@ -56,7 +55,7 @@ from r2v.tasks.ports import (
     TaskStore,
 )
 from r2v.tasks.record import TaskRecord, new_task_id
-from r2v.tasks.stills import Still, Stills, blob_keys
+from r2v.tasks.stills import Still, Stills, blob_keys, video_deleted
 
 IDEMPOTENCY_WINDOW_SECONDS = 86400.0
 
@@ -324,15 +323,7 @@ class TaskService:
         A render in progress notices within a second and stops; its worker writes nothing
         more, since the task is no longer its to write.
         """
-        record = self._own_task(key_id, task_id)
-        cancelled = not record.terminal and self._store.fail(
-            task_id,
-            None,
-            code=TaskErrorCode.REQUEST_CANCELLED.value,
-            message="the task was cancelled by a DELETE request",
-            now=self._clock(),
-        )
-        if not cancelled:
+        if not self._cancel_unfinished(self._own_task(key_id, task_id)):
             status = self._own_task(key_id, task_id).status.value
             raise Conflict(
                 f"task {task_id} is already {status}: only pending or processing "
@@ -341,18 +332,21 @@ class TaskService:
             )
         return self.get(key_id, task_id, base_url)
 
+    def _cancel_unfinished(self, record: TaskRecord) -> bool:
+        """End a pending or processing task `failed` / `request_cancelled`; False when it
+        had already ended."""
+        return not record.terminal and self._store.fail(
+            record.id,
+            None,
+            code=TaskErrorCode.REQUEST_CANCELLED.value,
+            message="the task was cancelled by a DELETE request",
+            now=self._clock(),
+        )
+
     def delete(self, key_id: str, task_id: str) -> None:
         """Cancel the task if it is unfinished, then delete it with its video and pictures:
         afterwards its id is unknown through every door."""
-        record = self.record(key_id, task_id)
-        if not record.terminal:
-            self._store.fail(
-                task_id,
-                None,
-                code=TaskErrorCode.REQUEST_CANCELLED.value,
-                message="the task was cancelled by a DELETE request",
-                now=self._clock(),
-            )
+        self._cancel_unfinished(self.record(key_id, task_id))
         if self._store.delete_task(task_id, key_id) is None:
             raise _task_not_found(task_id)
         # a worker still rendering it cannot complete it now, and deletes what it stored
@@ -494,10 +488,7 @@ class TaskService:
         """Where a completed task's video is (`LinkExpired` once retention deleted it)."""
         found = self._blobs.locate(record.result_key) if record.result_key else None
         if found is None:
-            raise LinkExpired(
-                "this video was deleted after the retention period: create the task again",
-                code="result_deleted",
-            )
+            raise video_deleted()
         return found
 
     def to_wire(self, record: TaskRecord, base_url: str) -> TaskObject:

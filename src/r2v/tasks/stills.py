@@ -73,22 +73,22 @@ class Stills:
             self._make(record, key, kind)
             found = self._blobs.locate(key)
         if found is None:
-            raise _deleted()
+            raise video_deleted()
         return found, kind.media_type
 
     def _make(self, record: TaskRecord, key: str, kind: StillKind) -> None:
         if record.result_key is None:
-            raise _deleted()
+            raise video_deleted()
         self._scratch.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self._scratch, prefix="still-") as work:
             video = self._blobs.locate(record.result_key)
             if video is None:
-                raise _deleted()
+                raise video_deleted()
             source = video.path
             if source is None:
                 source = Path(work) / "video.mp4"
                 if not self._blobs.download(record.result_key, source):
-                    raise _deleted()
+                    raise video_deleted()
             picture = Path(work) / kind.filename
             try:
                 kind.make(source, picture)
@@ -100,7 +100,8 @@ class Stills:
             self._blobs.put(key, picture)
 
 
-def _deleted() -> LinkExpired:
+def video_deleted() -> LinkExpired:
+    """What asking for a video (or its pictures) that retention deleted raises."""
     return LinkExpired(
         "this video was deleted after the retention period: create the task again",
         code="result_deleted",

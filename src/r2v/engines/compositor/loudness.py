@@ -45,7 +45,7 @@ _MARGIN = 10 ** (-0.01 / 20)  # under the ceiling by more than any rounding of t
 _TAIL = 4096
 # BS.1770-4 Annex 2: the first two of the four phases of the 4x interpolation filter; the
 # other two are these reversed (the filter is symmetric).
-_PHASES = (
+TRUE_PEAK_PHASES = (
     (0.0017089843750, 0.0109863281250, -0.0196533203125, 0.0332031250000, -0.0594482421875,
      0.1373291015625, 0.9721679687500, -0.1022949218750, 0.0476074218750, -0.0266113281250,
      0.0148925781250, -0.0083007812500),
@@ -122,7 +122,7 @@ def true_peaks(track: Audio) -> NDArray[np.float32]:
     signal (BS.1770-4 Annex 2) from that sample to the next: its true peak there."""
     samples = np.ascontiguousarray(track, dtype=np.float32)
     peaks: NDArray[np.float32] = np.abs(samples).max(axis=0)
-    for phase in (*_PHASES, *(p[::-1] for p in _PHASES)):
+    for phase in (*TRUE_PEAK_PHASES, *(p[::-1] for p in TRUE_PEAK_PHASES)):
         # Correlating with the reversed taps is the filter's convolution; the anchor lines
         # each interpolated point up with the sample period it falls in.
         taps = np.asarray(phase[::-1], dtype=np.float32)[None, :]
