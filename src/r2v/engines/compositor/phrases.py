@@ -8,7 +8,7 @@ case; Chinese ones match anywhere, since Chinese text has no spaces between word
 from __future__ import annotations
 
 import re
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 MoveKind = Literal[
     "push_in", "pull_out", "pan_left", "pan_right", "pan_up", "pan_down", "drift", "static"
@@ -188,3 +188,73 @@ VOICE: Final = re.compile(
 
 WORD: Final = re.compile(r"[A-Za-z0-9']+|[\u3400-\u9fff]")
 """A word of English, or one Chinese character (two of which count as a word)."""
+
+# --- light, look, weather and places ------------------------------------------------------
+# Each table lists (kind, pattern); `first_named` picks the kind named earliest in a text.
+# Times of day grade pictures and clips and light the scenes drawn for words alone; looks
+# grade everything; weather falls over everything; places are what a drawn scene shows.
+TimeOfDay = Literal["dawn", "morning", "noon", "golden_hour", "dusk", "night"]
+Look = Literal["black_and_white", "warm", "cold", "vintage", "neon"]
+Weather = Literal["rain", "snow", "fog"]
+Place = Literal["sea", "mountains", "city", "forest", "desert", "snowfield", "space", "field"]
+
+_TIMES: Final[tuple[tuple[TimeOfDay, str], ...]] = (
+    ("golden_hour", r"\bgolden[\s-]hour\b|\bmagic\s+hour\b|黄金时刻|金色时光|夕照"),
+    ("dawn", r"\b(?:dawn|daybreak|sunrise|first\s+light|break\s+of\s+day)\b"
+     r"|黎明|拂晓|破晓|日出|清晨|晨曦|曙光"),
+    ("dusk", r"\b(?:dusk|sunset|sundown|twilight|evening|nightfall)\b"
+     r"|黄昏|傍晚|日落|夕阳|落日|暮色|晚霞"),
+    ("night", r"\b(?:night(?:time|fall)?|midnight|moonlit|moonlight|starry|after\s+dark)\b"
+     r"|夜晚|夜里|夜间|深夜|午夜|月光|月夜|星空|夜"),
+    ("noon", r"\b(?:noon|midday|high\s+noon|broad\s+daylight|harsh\s+sun(?:light)?)\b"
+     r"|正午|中午|烈日|艳阳"),
+    ("morning", r"\b(?:morning|daytime|sunny|sunlit|daylight)\b|早晨|上午|早上|白天|晴天|阳光"),
+)  # fmt: skip
+_LOOKS: Final[tuple[tuple[Look, str], ...]] = (
+    ("black_and_white", r"\b(?:black[\s-]and[\s-]white|b\s*&\s*w|monochrome|greyscale|"
+     r"grayscale|noir)\b|黑白|单色"),
+    ("vintage", r"\b(?:vintage|retro|film(?:ic)?\s+(?:look|grain|stock)|old\s+film|"
+     r"sepia|nostalgic|faded|analog(?:ue)?|70s|1970s|super\s*8)\b|复古|怀旧|老电影|胶片|泛黄"),
+    ("neon", r"\b(?:neon|cyberpunk|synthwave|vaporwave)\b|霓虹|赛博朋克"),
+    ("warm", r"\b(?:warm(?:er|th)?|cozy|cosy|amber)\b|温暖|暖色|暖调|暖黄"),
+    ("cold", r"\b(?:cold|cool\s+(?:tones?|colou?rs?|light)|icy|chilly|wintry|bleak)\b"
+     r"|冷色|冷调|冰冷|寒冷|清冷"),
+)  # fmt: skip
+_WEATHER: Final[tuple[tuple[Weather, str], ...]] = (
+    ("rain", r"\b(?:rain(?:s|ing|y|fall|drops?|storm)?|drizzl(?:e|ing)|downpour|showers?)\b"
+     r"|下雨|雨天|雨中|大雨|小雨|细雨|暴雨|雨"),
+    ("snow", r"\b(?:snow(?:s|ing|fall|flakes?|storm)?|blizzard)\b|下雪|雪花|飘雪|大雪|雪中"),
+    ("fog", r"\b(?:fog(?:gy)?|mist(?:y)?|haz(?:e|y)|smog)\b|雾|烟雨|朦胧"),
+)  # fmt: skip
+_PLACES: Final[tuple[tuple[Place, str], ...]] = (
+    ("space", r"\b(?:outer\s+space|space|galaxy|galaxies|nebula|cosmos|stars|starfield|"
+     r"universe|planets?)\b|太空|宇宙|星系|星河|银河|星云|星空"),
+    ("sea", r"\b(?:sea|seas|ocean|oceans|lake|lakes|bay|waves?|beach|shore|coast(?:line)?|"
+     r"harbou?r|seaside)\b|大海|海洋|海面|海边|海浪|湖|湖面|海湾|海滩|沙滩|海"),
+    ("mountains", r"\b(?:mountains?|peaks?|summits?|hills?|alps|ridges?|valley|cliffs?)\b"
+     r"|山峰|群山|高山|山脉|山谷|山"),
+    ("city", r"\b(?:city|cities|skyline|skyscrapers?|downtown|town|streets?|buildings?|"
+     r"metropolis|urban|rooftops?)\b|城市|都市|天际线|高楼|街道|街头|城"),
+    ("forest", r"\b(?:forests?|woods|woodland|trees?|jungle|grove)\b|森林|树林|丛林|树"),
+    ("desert", r"\b(?:desert|dunes?|sand|sahara|canyon)\b|沙漠|沙丘|戈壁"),
+    ("snowfield", r"\b(?:snowfields?|snowy|snow[\s-]covered|glaciers?|tundra|arctic|"
+     r"frozen|ice\s+field)\b|雪地|雪原|冰川|雪山|冰原"),
+    ("field", r"\b(?:fields?|meadows?|grass(?:land)?s?|prairie|farmland|countryside|"
+     r"plains?|pasture)\b|田野|草原|草地|麦田|原野|稻田"),
+)  # fmt: skip
+TIMES_OF_DAY: Final = tuple((kind, re.compile(source, _I)) for kind, source in _TIMES)
+LOOKS: Final = tuple((kind, re.compile(source, _I)) for kind, source in _LOOKS)
+WEATHER: Final = tuple((kind, re.compile(source, _I)) for kind, source in _WEATHER)
+PLACES: Final = tuple((kind, re.compile(source, _I)) for kind, source in _PLACES)
+
+_K = TypeVar("_K", bound=str)
+
+
+def first_named(table: tuple[tuple[_K, re.Pattern[str]], ...], text: str) -> _K | None:
+    """The kind of `table` whose words come earliest in `text` (ties: the table's order)."""
+    best: tuple[int, int, _K] | None = None
+    for order, (kind, pattern) in enumerate(table):
+        match = pattern.search(text)
+        if match is not None and (best is None or (match.start(), order) < best[:2]):
+            best = (match.start(), order, kind)
+    return best[2] if best else None
