@@ -191,6 +191,8 @@ def test_audio_needs_a_visual_reference(api: TestClient, auth: dict[str, str]) -
         ("lowercase @image2 counts too", "@Image2"),
         ("中文的 @图片2 也算", "@Image2"),
         ("跟随 @视频1 的运镜", "@Video1"),
+        ("a space after the at: @ Image2", "@Image2"),
+        ("@照片1 和 @图像3", "@Image3"),
     ],
 )
 def test_dangling_mentions_are_named(

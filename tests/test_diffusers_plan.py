@@ -112,6 +112,11 @@ def test_duration_minus_one_follows_the_audio_then_the_video() -> None:
     assert choose_seconds(request(duration=-1, videos=(clip,))) == 12
     short = AudioInput(Path("/b.wav"), 1.0)
     assert choose_seconds(request(duration=-1, audios=(short,), images=(image(),))) == 4
+    # The mentioned clip, however spelled; a mention of no clip (`@Audio0`) falls back to
+    # the first one, never to the last (an index of -1).
+    both = {"audios": (wav, short), "images": (image(),), "duration": -1}
+    assert choose_seconds(request(prompt="to @ audio 2", **both)) == 4
+    assert choose_seconds(request(prompt="to @Audio0", **both)) == 7
 
 
 def test_presets_have_defaults_and_settings_override_them() -> None:
@@ -174,13 +179,15 @@ def test_first_and_last_frame_pins_are_read_per_clause() -> None:
     chinese = find_pins(request(prompt="@Image1作为首帧，@Image2作为尾帧", images=images))
     assert (chinese.first, chinese.last) == (0, 1)
     loose = find_pins(request(prompt="@Image1 walks. The last frame is dark", images=images))
-    assert (loose.first, loose.last) == (None, None)  # no image in the pinning clause
+    assert (loose.first, loose.last) == (None, None)  # the pinning sentence names no picture
 
 
 def test_the_followed_video_is_the_first_mentioned() -> None:
     clips = tuple(VideoInput(Path(f"/v{n}.mp4"), 320, 240, 3.0, 24.0, True) for n in range(2))
     assert conditioning_video(request(videos=clips)) == 0
     assert conditioning_video(request(prompt="the camera of @Video2", videos=clips)) == 1
+    assert conditioning_video(request(prompt="like @ video 2", videos=clips)) == 1
+    assert conditioning_video(request(prompt="@Video0 and @视频2", videos=clips)) == 1
     assert conditioning_video(request()) is None
 
 

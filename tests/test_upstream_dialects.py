@@ -174,6 +174,8 @@ def test_mentions_become_words_in_the_prompt_s_language() -> None:
         "Image 1 and Image 2 dance to Audio 1"
     )
     assert rewrite_mentions("@图片1 和 @Video2 一起") == "图片1 和 视频2 一起"
+    assert rewrite_mentions("@照片1 和 @ Image2 在@图像3里") == "图片1 和 图片2 在图片3里"
+    assert rewrite_mentions("@ image 2 waves") == "Image 2 waves"
     assert rewrite_mentions("no mentions here") == "no mentions here"
 
 

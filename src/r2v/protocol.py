@@ -8,7 +8,6 @@ SDK can use these models without pulling in any server code.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -116,43 +115,6 @@ _EXAMPLE_RESULT = (
     f"https://r2v.example.com/results/{_EXAMPLE_TASK_ID}/video.mp4"
     "?expires=1757251431&signature=n4bQgYhMS2Zx0Hc6Yt3v8sQm1KpL7wRa9eFj5uDcXo0"
 )
-
-
-@dataclass(frozen=True)
-class Mention:
-    """One `@Image1` / `@Video2` / `@Audio1` in a prompt: the kind, the 1-based index, where."""
-
-    kind: ReferenceKind
-    index: int
-    start: int
-    end: int
-
-    @property
-    def text(self) -> str:
-        return f"@{self.kind.capitalize()}{self.index}"
-
-
-_MENTION = re.compile(r"@(image|video|audio|图片|视频|音频)\s?(\d{1,3})", re.IGNORECASE)
-_KIND_OF: dict[str, ReferenceKind] = {
-    "image": "image",
-    "video": "video",
-    "audio": "audio",
-    "图片": "image",
-    "视频": "video",
-    "音频": "audio",
-}
-
-
-def parse_mentions(prompt: str) -> list[Mention]:
-    """Every reference mention in the prompt, in the order written.
-
-    `@Image1`, `@image1`, `@Image 1` and the Chinese `@图片1` all name the first image
-    (`@视频N` videos, `@音频N` audio); the index is 1-based.
-    """
-    return [
-        Mention(_KIND_OF[match.group(1).lower()], int(match.group(2)), match.start(), match.end())
-        for match in _MENTION.finditer(prompt)
-    ]
 
 
 def _drop_nulls(data: Any) -> Any:

@@ -9,19 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
-from r2v.protocol import (
-    FPS,
-    OUTPUT_SIZES,
-    AspectRatio,
-    FixedAspectRatio,
-    Resolution,
-    parse_mentions,
-)
+from r2v.grammar import adaptive_picture
+from r2v.protocol import FPS, OUTPUT_SIZES, AspectRatio, FixedAspectRatio, Resolution
 
 Preset = Literal["standard", "fast"]
 
@@ -231,21 +224,11 @@ def nearest_aspect_ratio(width: int, height: int) -> FixedAspectRatio:
 def resolve_aspect_ratio(request: EngineRequest) -> FixedAspectRatio:
     """The request's ratio, with `adaptive` resolved as API.md says.
 
-    Adaptive follows the first visual reference mentioned in the prompt, else the first
-    image, else the first video, else 16:9.
+    Adaptive takes the shape of the picture `grammar.adaptive_picture` picks (the first
+    one mentioned, else the first image, else the first video), else 16:9. Every engine
+    sizes its video here, so they all agree.
     """
     if request.aspect_ratio != "adaptive":
         return request.aspect_ratio
-    visuals: dict[str, Sequence[ImageInput | VideoInput]] = {
-        "image": request.images,
-        "video": request.videos,
-    }
-    for mention in parse_mentions(request.prompt):
-        pool = visuals.get(mention.kind)
-        if pool and 1 <= mention.index <= len(pool):
-            chosen = pool[mention.index - 1]
-            return nearest_aspect_ratio(chosen.width, chosen.height)
-    for pool in visuals.values():
-        if pool:
-            return nearest_aspect_ratio(pool[0].width, pool[0].height)
-    return "16:9"
+    picture = adaptive_picture(request.prompt, request.images, request.videos)
+    return "16:9" if picture is None else nearest_aspect_ratio(picture.width, picture.height)

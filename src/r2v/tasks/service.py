@@ -23,6 +23,7 @@ from r2v.errors import (
     NotFound,
     RequestError,
 )
+from r2v.grammar import find_mentions
 from r2v.protocol import (
     AUTO_SEED,
     MAX_REFERENCES,
@@ -40,7 +41,6 @@ from r2v.protocol import (
     Usage,
     is_asset_url,
     is_task_id,
-    parse_mentions,
     uploaded_file_id,
 )
 from r2v.tasks.files import FileService
@@ -98,7 +98,7 @@ def check_cross_field_rules(request: CreateVideoRequest) -> None:
                 "(1-based)",
                 param=field,
             )
-    for mention in parse_mentions(request.prompt):
+    for mention in find_mentions(request.prompt):
         have = counts[mention.kind]
         if not 1 <= mention.index <= have:
             raise InvalidRequest(

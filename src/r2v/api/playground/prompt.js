@@ -3,9 +3,13 @@
 // listbox driven from the textarea, as ARIA's combobox pattern), and a count against 5000.
 
 export const MAX_PROMPT_CHARS = 5000;
-// as the server parses mentions (r2v.protocol): `@Image1`, `@image 1`, `@图片1`…
-const MENTION = /@(image|video|audio|图片|视频|音频)\s?(\d{1,3})/giu;
-const KIND_OF = { image: "image", video: "video", audio: "audio", 图片: "image", 视频: "video", 音频: "audio" };
+// as the server reads mentions (r2v.grammar, whose MENTION and KINDS a test holds equal to
+// these): `@Image1`, `@image 1`, `@ Image1`, `@图片1`, `@图像1`, `@照片1`…
+const MENTION = /@\s?(image|video|audio|图片|图像|照片|视频|音频)\s?(\d{1,3})/giu;
+const KIND_OF = {
+  image: "image", 图片: "image", 图像: "image", 照片: "image",
+  video: "video", 视频: "video", audio: "audio", 音频: "audio",
+};
 const TYPING = /(?:^|[^\w@])@([A-Za-z]{0,5}\d{0,3})$/u;
 
 export function parseMentions(text) {

@@ -1,7 +1,8 @@
 """The compositor engine: a deterministic, CPU-only renderer of reference-to-video requests.
 
-Modules, by concept. Planning, before any pixel: `phrases` (the vocabulary, English and
-Chinese) and `prompt` (the prompt read into beats), `casting` (which shots, in what order,
+Modules, by concept. Planning, before any pixel: `phrases` (the compositor's vocabulary,
+English and Chinese; mentions and frame pins are `r2v.grammar`'s, shared by every reader
+of a prompt) and `prompt` (the prompt read into beats), `casting` (which shots, in what order,
 how long the video), `timeline` (cuts and dissolves), `motion` (camera moves over stills),
 `transfer` (a reference video's camera motion), `storyboard` (the plan). Sound: `onsets`,
 `loudness`, `clips`, `score`, `sound`; `references` keeps decoded references for both.

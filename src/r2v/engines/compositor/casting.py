@@ -6,7 +6,7 @@ prompt never names follow, images before videos, each list in its own order; a b
 to the first frame moves to the front and one pinned to the last frame to the end (the
 request's own `first_frame` / `last_frame` pin in place of the prompt's wording). The
 weights share the video between them: an image's follows its words, a video's its clip's
-own length. `duration: -1` and `adaptive` are resolved here too.
+own length. `duration: -1` is resolved here too (`adaptive` is `resolve_aspect_ratio`'s).
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from __future__ import annotations
 import statistics
 from dataclasses import replace
 
-from r2v.engines.base import EngineRequest, nearest_aspect_ratio
+from r2v.engines.base import EngineRequest
 from r2v.engines.compositor import timeline
-from r2v.engines.compositor.prompt import Beat, Pin, Reading
-from r2v.protocol import AUTO_DURATION, MAX_DURATION, MIN_DURATION, FixedAspectRatio
+from r2v.engines.compositor.prompt import Beat, Reading
+from r2v.grammar import Pin, pinned_ends
+from r2v.protocol import AUTO_DURATION, MAX_DURATION, MIN_DURATION
 
 IMAGE_SHOT_SECONDS = 3.0
 """The seconds per image shot `duration: -1` assumes."""
@@ -39,46 +40,30 @@ def cast(request: EngineRequest, reading: Reading) -> list[Beat]:
     for index in range(len(request.videos)):
         if ("video", index) not in shown and index not in hidden:
             beats.append(Beat("video", index, "", typical))
-    beats = _explicit_pins(request, beats)
-    opener = next((n for n, b in enumerate(beats) if "first" in b.pins), None)
-    closer = next((n for n, b in enumerate(beats) if "last" in b.pins and n != opener), None)
-    if closer is None and opener is not None and "last" in beats[opener].pins:
-        if len(beats) > 1:  # "@Image1 as the first and last frame": it opens and closes
-            beats.append(replace(beats[opener], pins=frozenset({"last"}), audios=()))
-            closer = len(beats) - 1
+    opener, closer = pinned_ends([b.pins for b in beats])
+    if request.first_frame is not None:  # the request's pins win, end by end
+        opener = next(n for n, b in enumerate(beats) if _is_image(b, request.first_frame))
+    if request.last_frame is not None:
+        closer = [n for n, b in enumerate(beats) if _is_image(b, request.last_frame)][-1]
+    if opener is not None and closer == opener and len(beats) > 1:
+        # "@Image1 as the first and last frame": it opens, and is shown again to close
+        beats.append(replace(beats[opener], audios=()))
+        closer = len(beats) - 1
     middle = [
         replace(b, pins=frozenset()) for n, b in enumerate(beats) if n not in (opener, closer)
     ]
     ordered = middle
     if opener is not None:
-        pins: frozenset[Pin] = frozenset({"first"})
-        if closer is None and "last" in beats[opener].pins:
-            pins = frozenset({"first", "last"})
-        ordered = [replace(beats[opener], pins=pins)]
-        ordered += middle
-    if closer is not None:
+        pins: frozenset[Pin] = frozenset({"first", "last"} if closer == opener else {"first"})
+        ordered = [replace(beats[opener], pins=pins), *middle]
+    if closer is not None and closer != opener:
         ordered.append(replace(beats[closer], pins=frozenset({"last"})))
     return _merge_repeats(ordered)
 
 
-def _explicit_pins(request: EngineRequest, beats: list[Beat]) -> list[Beat]:
-    """The request's pins in place of the prompt's for the same end: the first beat of the
-    `first_frame` image opens the video, the last beat of the `last_frame` image closes it.
-
-    Every image has a beat by now, named in the prompt or not.
-    """
-    ends: tuple[tuple[Pin, int | None], ...] = (
-        ("first", request.first_frame),
-        ("last", request.last_frame),
-    )
-    for pin, image in ends:
-        if image is None:
-            continue
-        beats = [replace(b, pins=b.pins - {pin}) for b in beats]
-        shown = [n for n, b in enumerate(beats) if (b.kind, b.index) == ("image", image)]
-        at = shown[0] if pin == "first" else shown[-1]
-        beats[at] = replace(beats[at], pins=beats[at].pins | {pin})
-    return beats
+def _is_image(beat: Beat, index: int) -> bool:
+    """Whether the beat shows that image (every image has a beat by now, named or not)."""
+    return (beat.kind, beat.index) == ("image", index)
 
 
 def _merge_repeats(beats: list[Beat]) -> list[Beat]:
@@ -165,18 +150,3 @@ def choose_seconds(request: EngineRequest, reading: Reading, beats: list[Beat]) 
     else:
         seconds = TEXT_ONLY_SECONDS
     return timeline.clamp_seconds(seconds, MIN_DURATION, MAX_DURATION)
-
-
-def choose_ratio(request: EngineRequest, reading: Reading) -> FixedAspectRatio:
-    """The request's ratio, with `adaptive` resolved as API.md says: the first picture
-    mentioned, else the first image, else the first video, else 16:9."""
-    if request.aspect_ratio != "adaptive":
-        return request.aspect_ratio
-    if reading.first_visual is not None:
-        kind, index = reading.first_visual
-        chosen = request.images[index] if kind == "image" else request.videos[index]
-        return nearest_aspect_ratio(chosen.width, chosen.height)
-    for pool in (request.images, request.videos):
-        if pool:
-            return nearest_aspect_ratio(pool[0].width, pool[0].height)
-    return "16:9"

@@ -33,13 +33,13 @@ from r2v.engines.base import (
     ShotSummary,
     SoundSummary,
     output_size,
+    resolve_aspect_ratio,
 )
 from r2v.engines.compositor import timeline
 from r2v.engines.compositor.casting import (
     IMAGE_SHOT_SECONDS,
     TEXT_ONLY_SECONDS,
     cast,
-    choose_ratio,
     choose_seconds,
     fit_count,
 )
@@ -48,6 +48,7 @@ from r2v.engines.compositor.references import ReferenceBank
 from r2v.engines.compositor.shots import FrameSource, Plates, RGBFrame, open_source
 from r2v.engines.compositor.sound import mix_soundtrack
 from r2v.engines.compositor.storyboard import Shot, SoundCue, Storyboard, build_storyboard
+from r2v.grammar import adaptive_picture
 from r2v.media.encode import Mp4Writer
 from r2v.protocol import AUTO_DURATION, FPS, MAX_DURATION, MIN_DURATION
 
@@ -83,7 +84,7 @@ class CompositorEngine:
         counts = (len(request.images), len(request.videos), len(request.audios))
         reading = read_prompt(request.prompt, *counts)
         seconds = choose_seconds(request, reading, cast(request, reading))
-        width, height = output_size(request.resolution, choose_ratio(request, reading))
+        width, height = output_size(request.resolution, resolve_aspect_ratio(request))
         megapixel_frames = seconds * FPS * width * height / 1e6
         estimate = (
             _FIXED_SECONDS
@@ -292,10 +293,7 @@ def _shape_warnings(request: EngineRequest, reading: Reading, board: Storyboard)
     no warning: the storyboard and the task say what it became)."""
     warnings: list[str] = []
     if request.aspect_ratio == "adaptive":
-        source = reading.first_visual or (
-            ("image", 0) if request.images else ("video", 0) if request.videos else None
-        )
-        if source is None:
+        if adaptive_picture(request.prompt, request.images, request.videos) is None:
             warnings.append(f"aspect_ratio adaptive: {board.aspect_ratio}, no picture to follow")
     if request.duration == AUTO_DURATION:
         basis, wanted = _duration_basis(request, reading, cast(request, reading))

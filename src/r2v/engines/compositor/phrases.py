@@ -1,8 +1,10 @@
-"""The phrases the prompt reader understands, English and Chinese, as compiled patterns.
+"""The phrases only the compositor understands, English and Chinese, as compiled patterns.
 
 Kept apart from the reading logic (`prompt`) so the vocabulary can grow without touching
-how clauses are grouped into shots. English patterns match on word boundaries and ignore
-case; Chinese ones match anywhere, since Chinese text has no spaces between words.
+how clauses are grouped into shots. What every reader of a prompt shares (mentions, the
+sentences and clauses, camera references, first and last frames) is `r2v.grammar`.
+English patterns match on word boundaries and ignore case; Chinese ones match anywhere,
+since Chinese text has no spaces between words.
 """
 
 from __future__ import annotations
@@ -16,19 +18,6 @@ MoveKind = Literal[
 
 _I = re.IGNORECASE
 
-# `@Image1`, `@image 1`, and the names a Chinese prompt may use: `@图片1`, `@视频1`, `@音频1`.
-MENTION_SOURCE: Final = r"@\s?(image|video|audio|图片|图像|照片|视频|音频)\s?(\d{1,3})"
-MENTION: Final = re.compile(MENTION_SOURCE, _I)
-KIND_NAMES: Final = {
-    "image": "image", "图片": "image", "图像": "image", "照片": "image",
-    "video": "video", "视频": "video", "audio": "audio", "音频": "audio",
-}  # fmt: skip
-_VISUAL_MENTION = r"@\s?(?:image|video|图片|图像|照片|视频)\s?\d{1,3}"
-
-# A period ends a sentence unless it sits between two digits ("3.5 s").
-SENTENCE_BREAK: Final = re.compile(r"[。！？!?；;\n]+|\.(?!\d)|(?<!\d)\.")
-CLAUSE_BREAK: Final = re.compile(r"[,，、]+")
-
 # Where a clause that features two pictures is divided between them: at the last of these
 # words between the two mentions, else right after the first mention.
 SEGMENT_BREAK: Final = re.compile(
@@ -36,47 +25,6 @@ SEGMENT_BREAK: Final = re.compile(
     r"cut(?:s|ting)?\s+to|and|to)\b|然后|接着|随后|之后|再|和|与|跟|以及|到",
     _I,
 )
-
-# --- pins: the exact opening or closing frame --------------------------------------------
-FIRST_FRAME: Final = re.compile(
-    r"\b(?:first|opening|start(?:ing)?|initial|beginning|1st)[\s-]+(?:frame|image|picture|still)s?"
-    r"\b|首帧|第一帧|起始帧|开始帧|开头帧|起幅",
-    _I,
-)
-LAST_FRAME: Final = re.compile(
-    r"\b(?:last|final|ending|end|closing|concluding)[\s-]+(?:frame|image|picture|still)s?\b"
-    r"|尾帧|末帧|最后一帧|结束帧|结尾帧|落幅",
-    _I,
-)
-BOTH_FRAMES: Final = re.compile(
-    r"\b(?:first|opening|start(?:ing)?)\s+(?:and|&)\s+(?:last|final|ending|end|closing)"
-    r"[\s-]+frames?\b|首尾帧|首帧和尾帧|首帧与尾帧|首帧及尾帧",
-    _I,
-)
-# "starts with @Image1", "以@Image1开头": the mention after (EN) or inside (ZH) the phrase.
-OPENS_WITH: Final = re.compile(
-    r"\b(?:start|begin|open)(?:s|ing)?\s+(?:with|on|from)\s+(?:the\s+)?(?=@)"
-    rf"|以\s*(?={_VISUAL_MENTION}\s*(?:作为|为)?\s*(?:开头|开场|开篇|开始))",
-    _I,
-)
-ENDS_WITH: Final = re.compile(
-    r"\b(?:end|finish|close|conclude)(?:s|es|ing)?\s+(?:with|on)\s+(?:the\s+)?(?=@)"
-    rf"|以\s*(?={_VISUAL_MENTION}\s*(?:作为|为)?\s*(?:结尾|结束|收尾|收束))",
-    _I,
-)
-# The words that tie a pin phrase to the mention before it ("@Image1 as the first frame",
-# "@Image1作为首帧") or after it ("the first frame is @Image1", "首帧为@Image1").
-TIES_BACK: Final = re.compile(
-    r"^[\s:：=\-—]*(?:is|as|becomes|serves\s+as|used\s+as|for|will\s+be|should\s+be|"
-    r"作为|为|是|当作|当成|用作|设为|设置为|作|做|充当|当)\s*(?:the|a|an|its)?\s*$",
-    _I,
-)
-TIES_FORWARD: Final = re.compile(
-    r"^[\s:：=\-—]*(?:is|=|uses?|using|shows?|from|of|with|will\s+be|should\s+be|be|"
-    r"为|是|用|使用|采用|选用|来自|取自|取)\s*(?:the|a|an)?\s*$",
-    _I,
-)
-GAP_ONLY: Final = re.compile(r"^[\s:：=\-—]*$")
 
 # --- camera moves ------------------------------------------------------------------------
 _CAMERA_WORD = re.compile(r"\b(?:camera|shot|lens|view|frame)\b|镜头|画面|视角|机位", _I)
@@ -132,26 +80,6 @@ WHIP: Final = re.compile(
     _I,
 )
 """A move made in a burst, blurred: whip pans, swish pans, crash zooms."""
-
-# --- motion transfer: "camera of @Video1", "参考@Video1的运镜" -------------------------------
-_MOTION_WORD = (
-    r"(?:camera\s*work|camera\s+(?:motion|movement|move)s?|camera|motion|movements?|moves|"
-    r"运镜|镜头运动|镜头移动|镜头语言|运动方式|运动轨迹|摄像机运动|镜头)"
-)
-TRANSFER_BEFORE: Final = re.compile(
-    rf"{_MOTION_WORD}\s*(?:[a-z]+\s+){{0,2}}?(?:of|from|in|like|as\s+in|as|following|"
-    r"matching|参考|参照|跟随|模仿|仿照|同|像|按照|与|和|复刻|沿用|来自|取自)\s*"
-    r"(?:the\s+)?(?:reference\s+)?(?:clip\s+|video\s+)?$",
-    _I,
-)
-TRANSFER_AFTER: Final = re.compile(
-    rf"^(?:'s|’s|的)?\s*{_MOTION_WORD}"
-    rf"|^\s*(?:as|for)\s+(?:the\s+|a\s+|its\s+)?{_MOTION_WORD}"
-    rf"|^\s*(?:作为|为|当作)\s*{_MOTION_WORD}",
-    _I,
-)
-TRANSFER_NEAR: Final = 48
-"""Characters either side of a video mention searched for a motion-transfer phrase."""
 
 # --- timing and emphasis -----------------------------------------------------------------
 TIME_RANGE: Final = re.compile(

@@ -1,25 +1,27 @@
 """Reading a prompt as a person would: which picture each part features, and its cues.
 
-`read_prompt` splits the prompt into sentences and clauses, finds the mentions (`@Image1`,
-`@Video2`, `@Audio1`, and the Chinese `@图片1`, `@视频1`, `@音频1`) and groups the text
-into *beats*: one per stretch of the prompt that features a picture. A clause that names
-no picture describes the beat of its sentence; a sentence that names none speaks about
-the whole video ("Follow the camera of @Video1.", "@Audio1 as background music."). The
-phrases it understands are in `phrases`; the storyboard turns the beats into shots.
+`read_prompt` takes the prompt's sentences, clauses, mentions (`@Image1`, `@Video2`,
+`@Audio1`, and the Chinese `@图片1`, `@视频1`, `@音频1`) and frame pins from `r2v.grammar`,
+which every reader of a prompt shares, and groups the text into *beats*: one per stretch
+of the prompt that features a picture. A clause that names no picture describes the beat
+of its sentence; a sentence that names none speaks about the whole video ("Follow the
+camera of @Video1.", "@Audio1 as background music."). The phrases only the compositor
+understands are in `phrases`; the storyboard turns the beats into shots.
+
+Beats, like the request's lists, number references from 0; mentions keep the prompt's
+numbers, from 1.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Literal
 
 from r2v.engines.compositor import phrases
 from r2v.engines.compositor.phrases import MoveKind
+from r2v.grammar import Mention, Pin, find_mentions, read_pins, sentences
 
-MentionKind = Literal["image", "video", "audio"]
 VisualKind = Literal["image", "video"]
-Pin = Literal["first", "last"]
 
 MIN_WORDS, MAX_WORDS = 3.0, 30.0
 """A beat's weight is its word count within these bounds (times its emphasis)."""
@@ -27,16 +29,6 @@ SLOW_SPEED, FAST_SPEED, WHIP_SPEED = 0.55, 1.7, 3.0
 """The pace of a move the prompt calls slow, fast or a whip (1 is the default pace)."""
 BRIEF_EMPHASIS, LINGER_EMPHASIS = 0.5, 1.6
 MIN_STATED_SECONDS, MAX_STATED_SECONDS = 0.3, 15.0
-
-
-@dataclass(frozen=True)
-class Mention:
-    """One mention of a reference: its kind, its 0-based index and where it is."""
-
-    kind: MentionKind
-    index: int
-    start: int
-    end: int
 
 
 @dataclass(frozen=True)
@@ -96,6 +88,7 @@ class Reading:
     motion_sources: frozenset[int] = frozenset()
     """Videos named as camera references ("camera of @Video1")."""
     first_visual: tuple[VisualKind, int] | None = None
+    """The first picture mentioned, if any (camera references included)."""
     timeline: float | None = None
     """The latest end of a stated time range ("3-6s"), in seconds."""
 
@@ -116,49 +109,36 @@ class _Draft:
     audios: list[int] = field(default_factory=list)
 
 
-def find_mentions(prompt: str, counts: dict[MentionKind, int]) -> list[Mention]:
-    """The mentions of references that exist, in the order written."""
-    found: list[Mention] = []
-    for match in phrases.MENTION.finditer(prompt):
-        kind: MentionKind = phrases.KIND_NAMES[match.group(1).lower()]  # type: ignore[assignment]
-        index = int(match.group(2)) - 1
-        if 0 <= index < counts.get(kind, 0):
-            found.append(Mention(kind, index, match.start(), match.end()))
-    return found
-
-
 def read_prompt(prompt: str, images: int, videos: int, audios: int) -> Reading:
     """Read `prompt` for a request with that many images, videos and audio clips."""
     mentions = find_mentions(prompt, {"image": images, "video": videos, "audio": audios})
+    split = sentences(prompt, mentions)
+    pinned = read_pins(split)
     pieces: list[_Draft] = []
     background: list[int] = []
     spoken: list[int] = []
     sources: set[int] = set()
     timeline: float | None = None
-    sentences = _spans(prompt, phrases.SENTENCE_BREAK, 0, len(prompt))
-    for number, (s_start, s_end) in enumerate(sentences):
-        for start, end in _spans(prompt, phrases.CLAUSE_BREAK, s_start, s_end):
-            text = prompt[start:end]
-            inside = [m for m in mentions if start <= m.start < end]
-            source = _transfer_source(text, start, inside)
+    for number, clauses in enumerate(split):
+        for clause in clauses:
+            text, start, source = clause.text, clause.start, clause.camera
             if source is not None:
-                sources.add(source.index)
+                sources.add(source.index - 1)
             for stated in phrases.TIME_RANGE.finditer(text):
                 timeline = max(timeline or 0.0, float(stated.group(2)))
-            sounds = [m for m in inside if m.kind == "audio"]
+            sounds = [m for m in clause.mentions if m.kind == "audio"]
+            clips = [m.index - 1 for m in sounds]
             if phrases.VOICE.search(text):
-                spoken.extend(m.index for m in sounds if m.index not in spoken)
+                spoken.extend(i for i in clips if i not in spoken)
             if phrases.BACKGROUND.search(text):
-                background.extend(m.index for m in sounds if m.index not in background)
+                background.extend(i for i in clips if i not in background)
                 sounds = []
-            visuals = [m for m in inside if m.kind != "audio" and m != source]
-            pins = _pins(text, start, visuals)
-            for visual, a, b in _segments(text, start, visuals):
+            for visual, a, b in _segments(text, start, clause.pictures):
                 draft = _cues(_Draft(visual, number), text[a:b])
                 if visual is None or visual.kind == "image":
-                    draft.camera_of = source.index if source is not None else None
-                draft.pins = pins.get(visual, set()) if visual else _loose_pins(text[a:b])
-                draft.audios = [m.index for m in sounds if a <= m.start - start < b]
+                    draft.camera_of = source.index - 1 if source is not None else None
+                draft.pins = set(pinned.get(visual, ())) if visual else set()
+                draft.audios = [m.index - 1 for m in sounds if a <= m.start - start < b]
                 pieces.append(draft)
     beats, overall = _attach(pieces)
     for draft in overall:
@@ -166,46 +146,20 @@ def read_prompt(prompt: str, images: int, videos: int, audios: int) -> Reading:
     first: tuple[VisualKind, int] | None = None
     for mention in mentions:
         if mention.kind != "audio":
-            first = (mention.kind, mention.index)
+            first = (mention.kind, mention.index - 1)
             break
     return Reading(
         beats=beats,
-        sentences=max(1, len(sentences)),
+        sentences=max(1, len(split)),
         move=next((d.move for d in overall if d.move is not None), None),
         camera_of=next((d.camera_of for d in overall if d.camera_of is not None), None),
         background=tuple(background),
         spoken=tuple(spoken),
-        audios=tuple(dict.fromkeys(m.index for m in mentions if m.kind == "audio")),
+        audios=tuple(dict.fromkeys(m.index - 1 for m in mentions if m.kind == "audio")),
         motion_sources=frozenset(sources),
         first_visual=first,
         timeline=timeline,
     )
-
-
-def _spans(text: str, breaks: re.Pattern[str], start: int, end: int) -> list[tuple[int, int]]:
-    """The pieces of text[start:end] between matches of `breaks`, blank ones dropped."""
-    spans: list[tuple[int, int]] = []
-    position = start
-    for match in breaks.finditer(text, start, end):
-        if text[position : match.start()].strip():
-            spans.append((position, match.start()))
-        position = match.end()
-    if text[position:end].strip():
-        spans.append((position, end))
-    return spans
-
-
-def _transfer_source(text: str, offset: int, inside: list[Mention]) -> Mention | None:
-    """The video mention a clause names as its camera reference, if any."""
-    near = phrases.TRANSFER_NEAR
-    for mention in inside:
-        if mention.kind != "video":
-            continue
-        start, end = mention.start - offset, mention.end - offset
-        before, after = text[max(0, start - near) : start], text[end : end + near]
-        if phrases.TRANSFER_BEFORE.search(before) or phrases.TRANSFER_AFTER.search(after):
-            return mention
-    return None
 
 
 def _segments(
@@ -266,77 +220,6 @@ def _move(text: str) -> MoveCue | None:
     return MoveCue(min(found)[1], speed)
 
 
-def _pins(text: str, offset: int, visuals: list[Mention]) -> dict[Mention, set[Pin]]:
-    """Which pictures of a clause the clause pins to the first or last frame."""
-    pinned: dict[Mention, set[Pin]] = {}
-    taken: list[tuple[int, int]] = []
-    both: tuple[Pin, ...] = ("first", "last")
-    for pattern, pins in (
-        (phrases.BOTH_FRAMES, both),
-        (phrases.FIRST_FRAME, both[:1]),
-        (phrases.LAST_FRAME, both[1:]),
-    ):
-        for match in pattern.finditer(text):
-            if any(a < match.end() and match.start() < b for a, b in taken):
-                continue  # "last frame" inside "first and last frame"
-            taken.append(match.span())
-            owner = _owner(text, offset, match, visuals)
-            if owner is not None:
-                pinned.setdefault(owner, set()).update(pins)
-    for pattern, pin in ((phrases.OPENS_WITH, "first"), (phrases.ENDS_WITH, "last")):
-        for match in pattern.finditer(text):
-            follows = [m for m in visuals if m.start - offset >= match.end()]
-            if follows and follows[0].start - offset - match.end() <= 1:
-                pinned.setdefault(follows[0], set()).add(pin)  # type: ignore[arg-type]
-    return pinned
-
-
-def _loose_pins(text: str) -> set[Pin]:
-    """Pins named in a clause without a picture ("…, which is the last frame")."""
-    pins: set[Pin] = set()
-    if phrases.BOTH_FRAMES.search(text):
-        return {"first", "last"}
-    if phrases.FIRST_FRAME.search(text):
-        pins.add("first")
-    if phrases.LAST_FRAME.search(text):
-        pins.add("last")
-    return pins
-
-
-def _owner(text: str, offset: int, phrase: re.Match[str], visuals: list[Mention]) -> Mention | None:
-    """The picture a pin phrase belongs to, judged by the words between them.
-
-    "@Image1 as the first frame" ties back, "the first frame is @Image1" ties forward; a
-    bare neighbour ("first frame: @Image1") counts less than a tying word; failing both,
-    the nearest picture of the clause.
-    """
-    before = [m for m in visuals if m.end - offset <= phrase.start()]
-    after = [m for m in visuals if m.start - offset >= phrase.end()]
-    options: list[tuple[int, int, Mention]] = []
-    if before:
-        gap = text[before[-1].end - offset : phrase.start()]
-        options.append((_tie(gap, phrases.TIES_BACK), 1, before[-1]))
-    if after:
-        gap = text[phrase.end() : after[0].start - offset]
-        options.append((_tie(gap, phrases.TIES_FORWARD), 0, after[0]))
-    if not options:
-        return None
-    strength, _, chosen = max(options, key=lambda option: option[:2])
-    if strength:
-        return chosen
-    distance = {
-        id(m): min(abs(m.end - offset - phrase.start()), abs(m.start - offset - phrase.end()))
-        for m in visuals
-    }
-    return min(visuals, key=lambda m: distance[id(m)])
-
-
-def _tie(gap: str, ties: re.Pattern[str]) -> int:
-    if ties.match(gap):
-        return 2
-    return 1 if phrases.GAP_ONLY.match(gap) else 0
-
-
 def _attach(pieces: list[_Draft]) -> tuple[tuple[Beat, ...], list[_Draft]]:
     """Beats with their sentences' loose clauses merged in; and the whole-video cues.
 
@@ -369,7 +252,7 @@ def _attach(pieces: list[_Draft]) -> tuple[tuple[Beat, ...], list[_Draft]]:
     beats = tuple(
         Beat(
             kind=draft.visual.kind,  # type: ignore[arg-type, union-attr]
-            index=draft.visual.index,  # type: ignore[union-attr]
+            index=draft.visual.index - 1,  # type: ignore[union-attr]
             text=draft.text,
             words=draft.words,
             emphasis=draft.emphasis,

@@ -16,19 +16,14 @@ from typing import Literal
 
 import numpy as np
 
-from r2v.engines.base import EngineRequest, Preset, output_size
+from r2v.engines.base import EngineRequest, Preset, output_size, resolve_aspect_ratio
 from r2v.engines.compositor import timeline
-from r2v.engines.compositor.casting import (
-    cast,
-    choose_ratio,
-    choose_seconds,
-    fit_count,
-    shot_weights,
-)
+from r2v.engines.compositor.casting import cast, choose_seconds, fit_count, shot_weights
 from r2v.engines.compositor.motion import MotionKind, MotionPath, cover_share, seeded_path
-from r2v.engines.compositor.prompt import Beat, Pin, Reading, read_prompt
+from r2v.engines.compositor.prompt import Beat, Reading, read_prompt
 from r2v.engines.compositor.references import ReferenceBank
 from r2v.engines.compositor.transfer import transferred_path
+from r2v.grammar import Pin
 from r2v.protocol import FPS, FixedAspectRatio
 
 ShotKind = Literal["image", "video", "ambient"]
@@ -185,7 +180,7 @@ def build_storyboard(request: EngineRequest, bank: ReferenceBank | None = None) 
     beats = cast(request, reading)
     frames = choose_seconds(request, reading, beats) * FPS
     beats = fit_count(beats, frames)
-    ratio = choose_ratio(request, reading)
+    ratio = resolve_aspect_ratio(request)
     width, height = output_size(request.resolution, ratio)
     background, placed = audio_roles(request, reading, beats)
     onsets: list[float] = []

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from r2v.engines.base import EngineRequest, output_size, resolve_aspect_ratio
 from r2v.engines.diffusers.config import GenerationLimits, Sampling
-from r2v.protocol import FPS, MAX_DURATION, MIN_DURATION, parse_mentions
+from r2v.grammar import find_mentions
+from r2v.protocol import FPS, MAX_DURATION, MIN_DURATION
 
 SIZE_MULTIPLE = 16
 DEFAULT_SECONDS = 5
@@ -75,10 +76,8 @@ def choose_seconds(request: EngineRequest) -> int:
     """
     if request.duration > 0:
         return request.duration
-    mentioned = [m.index - 1 for m in parse_mentions(request.prompt) if m.kind == "audio"]
-    audio = [request.audios[i] for i in mentioned if i < len(request.audios)] or list(
-        request.audios[:1]
-    )
+    mentioned = find_mentions(request.prompt, {"audio": len(request.audios)})
+    audio = [request.audios[m.index - 1] for m in mentioned] or list(request.audios[:1])
     if audio:
         length = max(clip.duration for clip in audio)
     elif request.videos:

@@ -4,7 +4,8 @@ The text encoder (UMT5) has never seen `@Image1`; it understands "the first refe
 image". Mentions are rewritten into such words, in Chinese when the prompt is Chinese.
 Phrases like "@Image1 as the first frame" or "@Image2 作为尾帧" pin that image as the
 video's opening or closing frame, which the engine turns into conditioning frames; the
-request's own `first_frame` / `last_frame` pin in their place.
+request's own `first_frame` / `last_frame` pin in their place. Mentions and pins are read
+by `r2v.grammar`, as every engine reads them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from r2v.engines.base import EngineRequest
-from r2v.protocol import Mention, parse_mentions
+from r2v.grammar import Mention, find_mentions, frame_pins
 
 NEGATIVE_PROMPT = (
     "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，"
@@ -24,13 +25,6 @@ NEGATIVE_PROMPT = (
 
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
-_CLAUSE = re.compile(r"[^.,;:!?。，、；：！？\n]+")
-_FIRST = re.compile(
-    r"\b(?:first|opening|starting|start|initial)[\s-]+frame\b|首帧|第一帧|起始帧|开头", re.I
-)
-_LAST = re.compile(
-    r"\b(?:last|final|ending|end|closing)[\s-]+frame\b|尾帧|最后一帧|末帧|结尾", re.I
-)
 
 
 @dataclass(frozen=True)
@@ -70,7 +64,7 @@ def rewrite_prompt(request: EngineRequest) -> str:
     chinese = bool(_CJK.search(prompt))
     pieces: list[str] = []
     position = 0
-    for mention in parse_mentions(prompt):
+    for mention in find_mentions(prompt):
         pieces.append(prompt[position : mention.start])
         pieces.append(describe(mention, counts, chinese))
         position = mention.end
@@ -80,26 +74,18 @@ def rewrite_prompt(request: EngineRequest) -> str:
 
 def find_pins(request: EngineRequest) -> Pins:
     """Images pinned as the first or last frame: the request's own `first_frame` and
-    `last_frame`, else the prompt's wording, position by position.
+    `last_frame`, else the prompt's wording (`grammar.frame_pins`), end by end.
 
-    A clause that names a frame position ("as the first frame", "尾帧") pins the first
-    image it mentions. The first clause to pin a position wins.
+    An end the prompt gives to a video pins no image: the video takes that end, as in the
+    compositor's render, and the model is left free there.
     """
-    first: int | None = None
-    last: int | None = None
-    for clause in _CLAUSE.finditer(request.prompt):
-        text = clause.group(0)
-        images = [
-            m.index - 1
-            for m in parse_mentions(text)
-            if m.kind == "image" and m.index <= len(request.images)
-        ]
-        if not images:
-            continue
-        if first is None and _FIRST.search(text):
-            first = images[0]
-        if last is None and _LAST.search(text):
-            last = images[0]
+    pinned = frame_pins(
+        request.prompt, {"image": len(request.images), "video": len(request.videos)}
+    )
+    first, last = (
+        m.index - 1 if m is not None and m.kind == "image" else None
+        for m in (pinned.first, pinned.last)
+    )
     return Pins(
         first if request.first_frame is None else request.first_frame,
         last if request.last_frame is None else request.last_frame,
@@ -108,7 +94,6 @@ def find_pins(request: EngineRequest) -> Pins:
 
 def conditioning_video(request: EngineRequest) -> int | None:
     """The 0-based index of the video the render follows: the first mentioned, else @Video1."""
-    for mention in parse_mentions(request.prompt):
-        if mention.kind == "video" and mention.index <= len(request.videos):
-            return mention.index - 1
+    for mention in find_mentions(request.prompt, {"video": len(request.videos)}):
+        return mention.index - 1
     return 0 if request.videos else None

@@ -16,9 +16,10 @@ from numpy.typing import NDArray
 
 from r2v.engines.base import EngineRequest
 from r2v.errors import ReferenceInvalid
+from r2v.grammar import find_mentions
 from r2v.media.decode import decode_audio
 from r2v.media.encode import AUDIO_CHANNELS, AUDIO_RATE
-from r2v.protocol import MAX_DURATION, parse_mentions
+from r2v.protocol import MAX_DURATION
 
 Audio = NDArray[np.float32]
 """Float32 samples shaped (channels, samples) at AUDIO_RATE."""
@@ -35,13 +36,8 @@ def soundtrack(request: EngineRequest, seconds: int, video: int | None) -> Audio
     if not request.generate_audio:
         return None
     length = seconds * AUDIO_RATE
-    mentioned = list(
-        dict.fromkeys(
-            m.index - 1
-            for m in parse_mentions(request.prompt)
-            if m.kind == "audio" and m.index <= len(request.audios)
-        )
-    )
+    clips = find_mentions(request.prompt, {"audio": len(request.audios)})
+    mentioned = list(dict.fromkeys(m.index - 1 for m in clips))
     chosen = mentioned or list(range(len(request.audios)))
     tracks = [_decode(request.audios[i].path, f"@Audio{i + 1}") for i in chosen]
     audible = [fit_length(track, length) for track in tracks if _audible(track)]

@@ -15,7 +15,8 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from r2v.errors import TaskFailure
-from r2v.protocol import AspectRatio, Resolution, parse_mentions
+from r2v.grammar import find_mentions
+from r2v.protocol import AspectRatio, Resolution
 
 UpstreamApi = Literal["ark", "unified"]
 UpstreamState = Literal["queued", "running", "succeeded", "failed"]
@@ -159,7 +160,7 @@ def rewrite_mentions(prompt: str) -> str:
     chinese = bool(_CJK.search(prompt))
     words = {"image": "图片", "video": "视频", "audio": "音频"} if chinese else None
     rewritten = prompt
-    for mention in reversed(parse_mentions(prompt)):
+    for mention in reversed(find_mentions(prompt)):
         if words is not None:
             word = f"{words[mention.kind]}{mention.index}"
         else:
