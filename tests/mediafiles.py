@@ -1,8 +1,9 @@
 """Real, small, deterministic media files for tests, made on the spot (no network).
 
-`make_image`, `make_video`, `make_wav` and `make_mp3` write files a client could send;
-`decode_summary` and `frame_hashes` decode a file independently of `r2v.media`, so tests
-can check what the server wrote without trusting the code that wrote it.
+`make_image`, `make_video`, `make_ball_video`, `make_wav` and `make_mp3` write files a
+client could send; `decode_summary` and `frame_hashes` decode a file independently of
+`r2v.media`, so tests can check what the server wrote without trusting the code that
+wrote it.
 """
 
 from __future__ import annotations
@@ -99,16 +100,63 @@ def make_video(
             out.mux(video.encode(frame))
         out.mux(video.encode())
         if sound is not None:
-            tone = _tone(seconds, 330.0, _AUDIO_RATE, 2)
-            for start in range(0, tone.shape[1], 1024):
-                chunk = np.ascontiguousarray(tone[:, start : start + 1024])
-                audio_frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-                audio_frame.sample_rate = _AUDIO_RATE
-                audio_frame.pts = start
-                audio_frame.time_base = Fraction(1, _AUDIO_RATE)
-                out.mux(sound.encode(audio_frame))
-            out.mux(sound.encode())
+            _mux_tone(out, sound, seconds, 330.0)
     return path
+
+
+def make_ball_video(
+    path: Path,
+    width: int = 320,
+    height: int = 180,
+    seconds: float = 2.0,
+    fps: int = 24,
+    step_px: int = 4,
+    radius: int = 10,
+    tone_hz: float = 500.0,
+) -> Path:
+    """Write an H.264 video of a white ball crossing a dark background at a constant
+    `step_px` pixels a frame, with a steady `tone_hz` tone (AAC, 48 kHz stereo).
+
+    Whatever is made from it shows a change of speed: in the picture as uneven steps,
+    repeated frames or blends of two positions; in the sound as a shifted pitch.
+    """
+    frames = round(seconds * fps)
+    if 2 * (radius + 4) + step_px * (frames - 1) > width:
+        raise ValueError("the ball would leave the frame")
+    with av.open(str(path), "w", format="mp4") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"preset": "ultrafast", "crf": "12"}
+        sound = out.add_stream("aac", rate=_AUDIO_RATE, layout="stereo")
+        for index in range(frames):
+            picture = np.full((height, width, 3), BALL_BACKGROUND, dtype=np.uint8)
+            centre = (radius + 4 + step_px * index, height // 2)
+            cv2.circle(picture, centre, radius, (255, 255, 255), -1, cv2.LINE_AA)
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts = index
+            frame.time_base = Fraction(1, fps)
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+        _mux_tone(out, sound, seconds, tone_hz)
+    return path
+
+
+BALL_BACKGROUND = 40
+"""The grey level behind `make_ball_video`'s ball."""
+
+
+def _mux_tone(
+    out: av.container.OutputContainer, sound: av.AudioStream, seconds: float, freq: float
+) -> None:
+    tone = _tone(seconds, freq, _AUDIO_RATE, 2)
+    for start in range(0, tone.shape[1], 1024):
+        chunk = np.ascontiguousarray(tone[:, start : start + 1024])
+        audio_frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+        audio_frame.sample_rate = _AUDIO_RATE
+        audio_frame.pts = start
+        audio_frame.time_base = Fraction(1, _AUDIO_RATE)
+        out.mux(sound.encode(audio_frame))
+    out.mux(sound.encode())
 
 
 def _tone(seconds: float, freq: float, rate: int, channels: int) -> NDArray[np.float32]:

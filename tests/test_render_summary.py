@@ -163,11 +163,10 @@ def test_the_sdk_parses_a_trimmed_clip_and_the_cli_prints_it(
     assert [(s.shows, s.camera) for s in board.shots][1] == ("@Video1", "the clip's own")
     shown = board.shots[1]
     assert shown.clip_from == 0.0 and shown.clip_to is not None and shown.clip_to < 8.0
+    assert shown.clip_speed == 1.0, "trimmed, played as filmed"
     assert task.task_info.warnings is not None
     trimmed = [w for w in task.task_info.warnings if w.startswith("@Video1 was trimmed")]
-    assert trimmed == [
-        f"@Video1 was trimmed from 8.0 s to {shown.clip_to:.1f} s to fit its shot (played at 2x)"
-    ]
+    assert trimmed == [f"@Video1 was trimmed from 8.0 s to {shown.clip_to:.1f} s to fit its shot"]
 
     env = os.environ | {"R2V_BASE_URL": live.url, "R2V_API_KEY": key}
     printed = subprocess.run(
@@ -343,3 +342,18 @@ def test_the_migration_keeps_old_tasks_and_stores_summaries(
         assert "render_summary" in columns(database)
     finally:
         database.dispose()
+
+
+def test_the_table_gives_a_retimed_clip_its_speed() -> None:
+    task = TaskObject.model_json_schema()["examples"][0]
+    shots = [
+        {"start": 0.0, "end": 1.5, "shows": "@Image1", "camera": "push_in"},
+        {"start": 1.5, "end": 4.0, "shows": "@Video1", "camera": "the clip's own",
+         "clip_from": 0.0, "clip_to": 1.25, "clip_speed": 0.5},
+    ]  # fmt: skip
+    task["task_info"]["storyboard"] = {"shots": shots}
+    lines = storyboard_lines(TaskObject.model_validate(task))
+    assert [line.split(maxsplit=3)[3] for line in lines[1:]] == [
+        "push_in",
+        "the clip's own at 0.5x",
+    ]

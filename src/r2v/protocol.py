@@ -291,6 +291,11 @@ class StoryboardShot(BaseModel):
     )
     clip_from: float | None = Field(None, description="Video shots: the source second shown first.")
     clip_to: float | None = Field(None, description="Video shots: the source second shown last.")
+    clip_speed: float | None = Field(
+        None,
+        description="Video shots: the clip's speed, 1 as filmed (0.5: slow motion); a "
+        "retimed clip's frames are blended and its sound keeps its pitch.",
+    )
 
 
 class StoryboardSound(BaseModel):

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
     from r2v.client import Client, TaskObject
+    from r2v.protocol import StoryboardShot
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -341,7 +342,7 @@ def storyboard_lines(task: TaskObject) -> list[str]:
                 how.append(f"to {cue.end:.2f} s")
             sounds[number].append(f"{cue.plays} ({', '.join(how)})")
         rows = [
-            (f"{shot.start:.2f}-{shot.end:.2f} s", shot.shows, shot.camera, "; ".join(heard))
+            (f"{shot.start:.2f}-{shot.end:.2f} s", shot.shows, _camera(shot), "; ".join(heard))
             for shot, heard in zip(shots, sounds, strict=True)
         ]
         header = ("time", "shows", "camera", "sound")
@@ -351,6 +352,13 @@ def storyboard_lines(task: TaskObject) -> list[str]:
             lines.append("  " + "  ".join([*cells, row[3]]).rstrip())
     lines += [f"  warning: {warning}" for warning in info.warnings or ()]
     return lines
+
+
+def _camera(shot: StoryboardShot) -> str:
+    """The shot's camera, and a clip's speed when it is not played as filmed."""
+    if shot.clip_speed is None or shot.clip_speed == 1.0:
+        return shot.camera
+    return f"{shot.camera} at {shot.clip_speed:g}x"
 
 
 @tasks.command("list")

@@ -99,6 +99,9 @@ class ShotSummary:
     """Video shots: the source second shown first."""
     clip_to: float | None = None
     """Video shots: the source second shown last."""
+    clip_speed: float | None = None
+    """Video shots: source seconds per second of the shot (1: as filmed; otherwise its
+    frames are blended and its sound keeps its pitch)."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Self, cast
 
 import av
 import av.error
+import cv2
 import numpy as np
 from av.video.reformatter import Interpolation
 from numpy.typing import NDArray
@@ -197,7 +198,8 @@ class VideoFrameReader:
 
     Decoding runs forward only and keeps one decoded frame in hand, so memory stays flat
     whatever the file's length. A timestamp between two frames gets the frame showing at
-    that moment; one past the end gets the last frame. Display rotation is applied.
+    that moment (or, from `blended_at`, a mix of the two); one past the end gets the last
+    frame. Display rotation is applied.
     With `draft_size` (width, height), the size frames will be fitted into (`fit_frame`),
     larger frames are scaled down while being converted to RGB, to no less than that fit
     draws them at: a 4096x4096 frame never exists in RGB.
@@ -225,7 +227,10 @@ class VideoFrameReader:
         # RGB picture is kept: a decoded frame holds one of the decoder's full-size buffers.
         self._pending: av.VideoFrame | None = None
         self._shown: RGBFrame | None = None
+        self._shown_time = 0.0
         self._next: av.VideoFrame | None = None
+        self._next_rgb: RGBFrame | None = None  # `_next` converted, once blending asked for it
+        self._pending_rgb: RGBFrame | None = None
         self._last_time = -float("inf")
 
     def frame_at(self, seconds: float) -> RGBFrame:
@@ -241,11 +246,36 @@ class VideoFrameReader:
             self._next = self._advance()
         while self._next is not None and self._time(self._next) <= seconds + 1e-6:
             self._pending, self._next = self._next, self._advance()
+            self._pending_rgb, self._next_rgb = self._next_rgb, None
         if self._pending is not None:
-            self._shown, self._pending = self._rgb(self._pending), None
+            self._shown_time = self._time(self._pending)
+            converted = self._pending_rgb
+            self._shown = converted if converted is not None else self._rgb(self._pending)
+            self._pending = self._pending_rgb = None
         if self._shown is None:
             raise ReferenceInvalid(f"{self.path.name} has no decodable video frames")
         return self._shown
+
+    def blended_at(self, seconds: float) -> RGBFrame:
+        """The moment `seconds` as a mix of the frames before and after it, each weighted
+        by how near it lies; the last frame past the end. Timestamps may not go back.
+
+        A clip played slower or faster than it was filmed then moves on every frame, as
+        it would have been filmed at that speed, instead of repeating or skipping frames.
+        """
+        shown = self.frame_at(seconds)
+        following = self._next
+        if following is None:
+            return shown
+        span = self._time(following) - self._shown_time
+        weight = (seconds - self._shown_time) / span if span > 0 else 0.0
+        if weight < 1 / 512:  # below half a level of the 8-bit result
+            return shown
+        if self._next_rgb is None:
+            self._next_rgb = self._rgb(following)
+        if self._next_rgb.shape != shown.shape:
+            return shown
+        return cv2.addWeighted(shown, 1.0 - weight, self._next_rgb, weight, 0.0)  # type: ignore[return-value]
 
     def _advance(self) -> av.VideoFrame | None:
         if self._exhausted:
@@ -286,7 +316,7 @@ class VideoFrameReader:
 
     def close(self) -> None:
         """Release the decoder and the file."""
-        self._pending = self._next = self._shown = None
+        self._pending = self._next = self._shown = self._next_rgb = self._pending_rgb = None
         self._container.close()
 
     def __enter__(self) -> Self:

@@ -4,9 +4,10 @@ how wide the video is.
 The beats come in prompt order (a picture named again later is shown again); pictures the
 prompt never names follow, images before videos, each list in its own order; a beat pinned
 to the first frame moves to the front and one pinned to the last frame to the end (the
-request's own `first_frame` / `last_frame` pin in place of the prompt's wording). The
-weights share the video between them: an image's follows its words, a video's its clip's
-own length. `duration: -1` is resolved here too (`adaptive` is `resolve_aspect_ratio`'s).
+request's own `first_frame` / `last_frame` pin in place of the prompt's wording). A video
+beat asks for a shot as long as its clip at the pace asked (`clip_frames`); images share
+what is left by their words. `duration: -1` is resolved here too (`adaptive` is
+`resolve_aspect_ratio`'s).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from dataclasses import replace
 
 from r2v.engines.base import EngineRequest
 from r2v.engines.compositor import timeline
+from r2v.engines.compositor.playback import natural_frames
 from r2v.engines.compositor.prompt import Beat, Reading
 from r2v.grammar import Pin, pinned_ends
-from r2v.protocol import AUTO_DURATION, MAX_DURATION, MIN_DURATION
+from r2v.protocol import AUTO_DURATION, FPS, MAX_DURATION, MIN_DURATION
 
 IMAGE_SHOT_SECONDS = 3.0
 """The seconds per image shot `duration: -1` assumes."""
@@ -28,8 +30,11 @@ DEFAULT_WORDS = 8.0
 
 
 def cast(request: EngineRequest, reading: Reading) -> list[Beat]:
-    """The beats in shot order: as written, then unnamed pictures, pinned ends in place."""
-    beats = list(reading.beats)
+    """The beats in shot order: as written, then unnamed pictures, pinned ends in place;
+    clips the prompt gives no pace of their own take the whole video's."""
+    beats = [
+        replace(b, pace=b.pace or reading.pace) if b.kind == "video" else b for b in reading.beats
+    ]
     shown = {(b.kind, b.index) for b in beats}
     typical = statistics.median(b.words for b in beats) if beats else DEFAULT_WORDS
     for index in range(len(request.images)):
@@ -39,7 +44,7 @@ def cast(request: EngineRequest, reading: Reading) -> list[Beat]:
     hidden = reading.motion_sources if any(b.kind == "image" for b in beats) else frozenset()
     for index in range(len(request.videos)):
         if ("video", index) not in shown and index not in hidden:
-            beats.append(Beat("video", index, "", typical))
+            beats.append(Beat("video", index, "", typical, pace=reading.pace))
     opener, closer = pinned_ends([b.pins for b in beats])
     if request.first_frame is not None:  # the request's pins win, end by end
         opener = next(n for n, b in enumerate(beats) if _is_image(b, request.first_frame))
@@ -79,6 +84,7 @@ def _merge_repeats(beats: list[Beat]) -> list[Beat]:
                 seconds=None if last.seconds is None and beat.seconds is None
                 else (last.seconds or 0.0) + (beat.seconds or 0.0),
                 move=last.move or beat.move,
+                pace=last.pace or beat.pace,
                 camera_of=last.camera_of if last.camera_of is not None else beat.camera_of,
                 pins=last.pins | beat.pins,
                 audios=tuple(dict.fromkeys(last.audios + beat.audios)),
@@ -88,19 +94,14 @@ def _merge_repeats(beats: list[Beat]) -> list[Beat]:
     return merged
 
 
-def shot_weights(request: EngineRequest, beats: list[Beat]) -> list[float]:
-    """Each beat's share of the video: an image's follows its words (and emphasis); a
-    video's follows its clip's own length, counted in image shots of the typical weight,
-    so that clips play near their natural speed."""
-    images = [b.weight for b in beats if b.kind == "image"]
-    typical = sum(images) / len(images) if images else DEFAULT_WORDS
-    per_second = typical / IMAGE_SHOT_SECONDS
-    return [
-        b.weight
-        if b.kind == "image"
-        else per_second * min(max(request.videos[b.index].duration, 1.0), 15.0) * b.emphasis
-        for b in beats
-    ]
+def clip_frames(request: EngineRequest, beats: list[Beat]) -> list[int | None]:
+    """The frames each video beat's shot needs to show its whole clip at the pace asked
+    (None for images), so that clips play at their own speed where the video has room."""
+    return [_clip_frames(request, b) if b.kind == "video" else None for b in beats]
+
+
+def _clip_frames(request: EngineRequest, beat: Beat) -> int:
+    return natural_frames(request.videos[beat.index].duration, beat.pace, beat.emphasis)
 
 
 def fit_count(beats: list[Beat], frames: int) -> list[Beat]:
@@ -123,30 +124,42 @@ def fit_count(beats: list[Beat], frames: int) -> list[Beat]:
 
 
 def choose_seconds(request: EngineRequest, reading: Reading, beats: list[Beat]) -> int:
-    """The video's length in whole seconds: the request's, or chosen for `duration: -1`.
+    """The video's length in whole seconds: the request's, or for `duration: -1` what
+    `duration_basis` wants, kept within 4-15 s."""
+    if request.duration != AUTO_DURATION:
+        return request.duration
+    return timeline.clamp_seconds(
+        duration_basis(request, reading, beats)[1], MIN_DURATION, MAX_DURATION
+    )
+
+
+def duration_basis(
+    request: EngineRequest, reading: Reading, beats: list[Beat]
+) -> tuple[str, float]:
+    """What `duration: -1` takes the length from, in words, and the seconds it wants.
 
     In order: the prompt's own timing ("0-3s", or a length stated for every shot); the
     audio (the clips that span the video, else those named, else all); the videos shown
-    plus three seconds an image; three seconds a shot (five for text only). Kept within
-    4-15 s. Audio counts even without `generate_audio`: it still says how long the piece
+    (at the pace asked) plus three seconds an image; three seconds a shot (five for text
+    only). Audio counts even without `generate_audio`: it still says how long the piece
     is meant to be.
     """
-    if request.duration != AUTO_DURATION:
-        return request.duration
     if reading.timeline:
-        seconds = reading.timeline
-    elif beats and all(b.seconds is not None for b in beats):
-        seconds = sum(b.seconds or 0.0 for b in beats)
-    elif request.audios:
+        return "the prompt's timing", reading.timeline
+    if beats and all(b.seconds is not None for b in beats):
+        return "the lengths the prompt states", sum(b.seconds or 0.0 for b in beats)
+    if request.audios:
         chosen = reading.background or reading.audios or tuple(range(len(request.audios)))
-        seconds = max(request.audios[i].duration for i in chosen)
-    elif any(b.kind == "video" for b in beats):
+        longest = max(chosen, key=lambda i: request.audios[i].duration)
+        return f"the length of @Audio{longest + 1}", request.audios[longest].duration
+    if any(b.kind == "video" for b in beats):
         seconds = sum(
-            request.videos[b.index].duration if b.kind == "video" else IMAGE_SHOT_SECONDS
+            _clip_frames(request, b) / FPS if b.kind == "video" else IMAGE_SHOT_SECONDS
             for b in beats
         )
-    elif beats:
-        seconds = IMAGE_SHOT_SECONDS * len(beats)
-    else:
-        seconds = TEXT_ONLY_SECONDS
-    return timeline.clamp_seconds(seconds, MIN_DURATION, MAX_DURATION)
+        return f"the videos shown and {IMAGE_SHOT_SECONDS:g} s for each image", seconds
+    if beats:
+        return f"{IMAGE_SHOT_SECONDS:g} s for each of {len(beats)} shots", (
+            IMAGE_SHOT_SECONDS * len(beats)
+        )
+    return "the words alone", float(TEXT_ONLY_SECONDS)

@@ -1,7 +1,8 @@
-"""Shaping one audio clip for the mix: retime, loop or trim to a length, fade.
+"""Shaping one audio clip for the mix: loop or trim to a length, fade, duck.
 
 Everything works on float32 arrays shaped (channels, samples) at one rate and returns new
-arrays; placing the shaped clips on the timeline and mixing them is `sound`'s job.
+arrays; retiming one is `stretch`'s job, placing the shaped clips on the timeline and
+mixing them `sound`'s.
 """
 
 from __future__ import annotations
@@ -13,17 +14,6 @@ Audio = NDArray[np.float32]
 
 LOOP_CROSSFADE = 0.05
 """Seconds each loop seam crossfades over, so a looped clip never clicks."""
-
-
-def retime(track: Audio, speed: float) -> Audio:
-    """Play `track` `speed` times as fast (pitch follows, like tape): for video clips whose
-    picture was retimed, so sound and picture stay together."""
-    if abs(speed - 1.0) < 1e-6 or track.shape[1] < 2:
-        return track
-    size = track.shape[1]
-    positions = np.arange(0.0, size - 1, speed)
-    grid = np.arange(size, dtype=np.float64)
-    return np.stack([np.interp(positions, grid, channel) for channel in track]).astype(np.float32)
 
 
 def fit_length(track: Audio, length: int, *, loop: bool, rate: int = 48000) -> Audio:

@@ -37,12 +37,12 @@ from r2v.engines.base import (
 )
 from r2v.engines.compositor import timeline
 from r2v.engines.compositor.casting import (
-    IMAGE_SHOT_SECONDS,
-    TEXT_ONLY_SECONDS,
     cast,
     choose_seconds,
+    duration_basis,
     fit_count,
 )
+from r2v.engines.compositor.playback import asked_speed
 from r2v.engines.compositor.prompt import Beat, Reading, read_prompt
 from r2v.engines.compositor.references import ReferenceBank
 from r2v.engines.compositor.shots import FrameSource, Plates, RGBFrame, open_source
@@ -171,6 +171,7 @@ def _shot_summary(request: EngineRequest, board: Storyboard, number: int) -> Sho
         return ShotSummary(
             _seconds(start), _seconds(end), shot.label, "the clip's own", words=words,
             clip_from=round(shot.clip_start, 3), clip_to=round(shot.clip_start + shown, 3),
+            clip_speed=round(shot.clip_speed, 3),
         )  # fmt: skip
     camera: str = shot.motion.kind if shot.motion is not None else "static"
     if camera == "transfer" and shot.camera_of is not None:
@@ -194,8 +195,9 @@ def _sound_summary(cue: SoundCue, reading: Reading) -> SoundSummary:
 
 
 def _picture_warnings(request: EngineRequest, reading: Reading, board: Storyboard) -> list[str]:
-    """Pictures shown though never named, left out for want of room, or played as filmed
-    despite a camera move asked of them."""
+    """Pictures shown though never named, left out for want of room, played as filmed
+    despite a camera move asked of them, stills asked to play slower or faster, and clips
+    trimmed or retimed."""
     if not request.images and not request.videos:
         return ["no reference was given: the scene is drawn from the words"]
     warnings: list[str] = []
@@ -234,23 +236,44 @@ def _picture_warnings(request: EngineRequest, reading: Reading, board: Storyboar
                 f"{beat.label} plays as filmed: the camera move asked of it "
                 f"({beat.move.kind}) moves images only"
             )
-    for shot in board.shots:
-        if shot.kind != "video":
-            continue
-        clip = request.videos[shot.index]
-        shown_seconds = _clip_shown(request, shot)
-        held = shot.length / FPS - shown_seconds / shot.clip_speed
-        if clip.duration - shown_seconds > _TRIM_TOLERANCE:
-            warnings.append(
-                f"{shot.label} was trimmed from {clip.duration:.1f} s to {shown_seconds:.1f} s"
-                f" to fit its shot (played at {shot.clip_speed:.2g}x)"
-            )
-        elif held > _TRIM_TOLERANCE:
-            warnings.append(
-                f"{shot.label} ({clip.duration:.1f} s) ran out {held:.1f} s before its shot "
-                f"ended, even at {shot.clip_speed:.2g}x: its last frame holds"
-            )
+        if beat.kind == "image" and beat.pace is not None:
+            pace = beat.pace.replace("_", " ")
+            warnings.append(f"{beat.label} is a still: the {pace} asked of it plays clips only")
+    warnings += [
+        w for shot in board.shots if shot.kind == "video" for w in _clip_warning(request, shot)
+    ]
     return warnings
+
+
+def _clip_warning(request: EngineRequest, shot: Shot) -> list[str]:
+    """What became of a video shot's clip when it could not play whole at the speed asked:
+    trimmed, slowed to fill its shot, or run out with its last frame holding."""
+    clip = request.videos[shot.index]
+    shown = _clip_shown(request, shot)
+    held = shot.length / FPS - shown / shot.clip_speed
+    speed = f"{shot.clip_speed:.2g}x"
+    pitch = ["its sound's pitch kept"] if request.generate_audio and clip.has_audio else []
+    if clip.duration - shown > _TRIM_TOLERANCE:
+        cut = (
+            f"{shot.label} was trimmed from {clip.duration:.1f} s to {shown:.1f} s to fit its shot"
+        )
+        if shot.clip_start > 0:
+            cut += ", from its start so that it ends on its last frame"
+        if shot.clip_speed != 1.0:
+            cut += f" ({', '.join([f'played at {speed}', *pitch])})"
+        return [cut]
+    if held > _TRIM_TOLERANCE:
+        kept = f" ({pitch[0]})" if pitch else ""
+        return [
+            f"{shot.label} ({clip.duration:.1f} s) ran out {held:.1f} s before its shot "
+            f"ended, even at {speed}{kept}: its last frame holds"
+        ]
+    if abs(shot.clip_speed - asked_speed(shot.pace)) > 1e-6:
+        return [
+            f"{shot.label} ({clip.duration:.1f} s) plays at {speed} to fill its "
+            f"{shot.length / FPS:.1f} s shot ({', '.join(['frames blended', *pitch])})"
+        ]
+    return []
 
 
 def _sound_warnings(request: EngineRequest, reading: Reading, board: Storyboard) -> list[str]:
@@ -296,39 +319,13 @@ def _shape_warnings(request: EngineRequest, reading: Reading, board: Storyboard)
         if adaptive_picture(request.prompt, request.images, request.videos) is None:
             warnings.append(f"aspect_ratio adaptive: {board.aspect_ratio}, no picture to follow")
     if request.duration == AUTO_DURATION:
-        basis, wanted = _duration_basis(request, reading, cast(request, reading))
+        basis, wanted = duration_basis(request, reading, cast(request, reading))
         if math.floor(wanted + 0.5) != board.seconds:
             warnings.append(
                 f"duration -1: {board.seconds} s, from {basis} ({wanted:.1f} s, kept within "
                 f"{MIN_DURATION}-{MAX_DURATION} s)"
             )
     return warnings
-
-
-def _duration_basis(
-    request: EngineRequest, reading: Reading, beats: list[Beat]
-) -> tuple[str, float]:
-    """What `casting.choose_seconds` took the length from, and the seconds it wanted (its
-    order of preference, said in words)."""
-    if reading.timeline:
-        return "the prompt's timing", reading.timeline
-    if beats and all(b.seconds is not None for b in beats):
-        return "the lengths the prompt states", sum(b.seconds or 0.0 for b in beats)
-    if request.audios:
-        chosen = reading.background or reading.audios or tuple(range(len(request.audios)))
-        longest = max(chosen, key=lambda i: request.audios[i].duration)
-        return f"the length of @Audio{longest + 1}", request.audios[longest].duration
-    if any(b.kind == "video" for b in beats):
-        seconds = sum(
-            request.videos[b.index].duration if b.kind == "video" else IMAGE_SHOT_SECONDS
-            for b in beats
-        )
-        return f"the videos shown and {IMAGE_SHOT_SECONDS:g} s for each image", seconds
-    if beats:
-        return f"{IMAGE_SHOT_SECONDS:g} s for each of {len(beats)} shots", (
-            IMAGE_SHOT_SECONDS * len(beats)
-        )
-    return "the words alone", float(TEXT_ONLY_SECONDS)
 
 
 def _labels(beats: Iterable[Beat]) -> list[str]:

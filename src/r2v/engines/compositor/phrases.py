@@ -99,6 +99,17 @@ LINGER: Final = re.compile(
     _I,
 )
 
+# --- a clip's pace: slowed or sped up as asked ---------------------------------------------
+Pace = Literal["slow_motion", "speed_up", "time_lapse"]
+_PACES: Final[tuple[tuple[Pace, str], ...]] = (
+    ("slow_motion", r"\bslow[\s-]?mo(?:tion)?\b|慢动作|慢镜头|慢放"),
+    ("speed_up", r"\b(?:speed(?:s|ed|ing)?[\s-]up|sped[\s-]up|fast[\s-]?forward(?:s|ed|ing)?)\b"
+     r"|快进|快放"),
+    ("time_lapse", r"\btime[\s-]?lapse[sd]?\b|延时"),
+)  # fmt: skip
+PACES: Final = tuple((kind, re.compile(source, _I)) for kind, source in _PACES)
+"""How fast the prompt asks a clip to play (`playback.PACE_SPEEDS` says how fast each is)."""
+
 # --- sound -------------------------------------------------------------------------------
 BACKGROUND: Final = re.compile(
     r"\b(?:background|bgm|soundtrack|score|music|song|theme|throughout|all\s+along|"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from r2v.engines.compositor import phrases
-from r2v.engines.compositor.phrases import MoveKind
+from r2v.engines.compositor.phrases import MoveKind, Pace
 from r2v.grammar import Mention, Pin, find_mentions, read_pins, sentences
 
 VisualKind = Literal["image", "video"]
@@ -58,6 +58,8 @@ class Beat:
     pins: frozenset[Pin] = frozenset()
     audios: tuple[int, ...] = ()
     """Audio clips that start under this shot."""
+    pace: Pace | None = None
+    """How fast a clip is asked to play ("in slow motion", "快进")."""
 
     @property
     def weight(self) -> float:
@@ -91,6 +93,8 @@ class Reading:
     """The first picture mentioned, if any (camera references included)."""
     timeline: float | None = None
     """The latest end of a stated time range ("3-6s"), in seconds."""
+    pace: Pace | None = None
+    """A pace asked of every clip ("Everything in slow motion.")."""
 
 
 @dataclass
@@ -107,6 +111,7 @@ class _Draft:
     camera_of: int | None = None
     pins: set[Pin] = field(default_factory=set)
     audios: list[int] = field(default_factory=list)
+    pace: Pace | None = None
 
 
 def read_prompt(prompt: str, images: int, videos: int, audios: int) -> Reading:
@@ -159,6 +164,7 @@ def read_prompt(prompt: str, images: int, videos: int, audios: int) -> Reading:
         motion_sources=frozenset(sources),
         first_visual=first,
         timeline=timeline,
+        pace=next((d.pace for d in overall if d.pace is not None), None),
     )
 
 
@@ -181,11 +187,12 @@ def _segments(
 
 
 def _cues(draft: _Draft, text: str) -> _Draft:
-    """Fill in the words, camera move, emphasis and stated length found in `text`."""
+    """Fill in the words, camera move, pace, emphasis and stated length found in `text`."""
     draft.text = text.strip()
     words = phrases.WORD.findall(text)
     draft.words = sum(0.5 if "\u3400" <= word <= "\u9fff" else 1.0 for word in words)
     draft.move = _move(text)
+    draft.pace = phrases.first_named(phrases.PACES, text)
     if phrases.BRIEF.search(text):
         draft.emphasis = BRIEF_EMPHASIS
     elif phrases.LINGER.search(text):
@@ -261,6 +268,7 @@ def _attach(pieces: list[_Draft]) -> tuple[tuple[Beat, ...], list[_Draft]]:
             camera_of=draft.camera_of if draft.visual.kind == "image" else None,  # type: ignore[union-attr]
             pins=frozenset(draft.pins),
             audios=tuple(dict.fromkeys(draft.audios)),
+            pace=draft.pace,
         )
         for draft in merged
     )
@@ -279,6 +287,7 @@ def _merge(target: _Draft, piece: _Draft) -> None:
     if piece.seconds is not None:
         target.seconds = (target.seconds or 0.0) + piece.seconds
     target.move = target.move or piece.move
+    target.pace = target.pace or piece.pace
     target.camera_of = target.camera_of if target.camera_of is not None else piece.camera_of
     target.pins |= piece.pins
     target.audios.extend(piece.audios)

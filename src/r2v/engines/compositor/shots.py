@@ -2,8 +2,9 @@
 
 An image shot warps its picture's plate along the shot's camera move, and shows the
 picture itself, fitted to the frame, on a pinned first or last frame; a camera that holds
-still draws its frame once. A video shot reads its clip forward at the shot's retimed
-clock and fits each frame by crop or pad; an ambient shot draws seeded gradients. Sources
+still draws its frame once. A video shot reads its clip forward at the shot's clock (its
+frames blended when it plays faster or slower than filmed) and fits each frame by crop or
+pad; an ambient shot draws seeded gradients. Sources
 open when their shot begins and close when it ends, and `Plates` prepares each picture
 when its first shot opens (or just before the video shots it overlaps) and lets it go
 after its last, so memory holds at most the pictures of the shots on screen and any
@@ -202,8 +203,12 @@ class VideoSource:
             raise ReferenceInvalid(f"{shot.label}: {error.message}") from error
 
     def frame(self, index: int) -> RGBFrame:
+        seconds = self._shot.clip_time(index)
         try:
-            picture = self._reader.frame_at(self._shot.clip_time(index))
+            if self._shot.clip_speed == 1.0:
+                picture = self._reader.frame_at(seconds)
+            else:  # retimed: every frame a blend of the two around its moment
+                picture = self._reader.blended_at(seconds)
         except ReferenceInvalid as error:
             raise ReferenceInvalid(f"{self._shot.label}: {error.message}") from error
         if self._plan is None:

@@ -1,8 +1,9 @@
 """The soundtrack: the storyboard's sound cues rendered into one stereo track.
 
 Each cue's clip (already brought to a common loudness by the `ReferenceBank`) is taken
-from its offset, retimed with its picture when it is a video's own sound, looped on its
-beat (music under the whole video) or cut, faded at its ends and placed on the timeline.
+from its offset, time-stretched with its picture when it is the sound of a retimed video
+(its pitch kept), looped on its beat (music under the whole video) or cut, faded at its
+ends and placed on the timeline.
 
 Music ducks: a sidechain follows what must stay in front (speech, a shot's own clip or a
 video's own sound) and takes the music down 12 dB wherever that is heard. Its level is
@@ -15,6 +16,8 @@ neither clipped nor quieter than other media, and faded in and out.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,6 +34,7 @@ from r2v.engines.compositor.storyboard import (
     SoundCue,
     Storyboard,
 )
+from r2v.engines.compositor.stretch import FRAME, time_stretch
 from r2v.media.encode import AUDIO_CHANNELS, AUDIO_RATE
 
 CUE_FADE_IN = 0.02
@@ -121,8 +125,11 @@ def _layer(cue: SoundCue, bank: ReferenceBank, length: int) -> tuple[Audio, tupl
     """The cue's clip shaped and placed on a silent track of `length` samples, and the
     samples where it is heard."""
     source = bank.audio(cue.index) if cue.source == "audio" else bank.video_audio(cue.index)
-    source = clips.retime(source[:, round(cue.offset * AUDIO_RATE) :], cue.speed)
     start, end = _samples(cue)
+    source = source[:, round(cue.offset * AUDIO_RATE) :]
+    if not cue.loop:  # only what plays is stretched, and a frame more (whose end fades)
+        source = source[:, : math.ceil((end - start) * cue.speed + FRAME * AUDIO_RATE)]
+    source = time_stretch(source, cue.speed, AUDIO_RATE)
     if not clips.audible(source) or end <= start:
         return None
     heard = end if cue.loop else min(end, start + source.shape[1])

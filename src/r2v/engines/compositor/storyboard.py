@@ -1,11 +1,12 @@
 """The storyboard: every decision about a render, made before any pixel is drawn.
 
 `build_storyboard` reads the prompt (`prompt.read_prompt`), casts its beats as shots and
-sizes the video (`casting`), times the shots (`timeline`, with the music's onsets), gives
-each image shot its camera move (`motion`, or a reference video's camera through
-`transfer`), times each video clip, and plans the sound cues. The result is a plain,
-frozen `Storyboard` that tests can inspect and that rendering only executes. A shot pinned
-to the first (last) frame starts (ends) exactly on its whole picture.
+sizes the video (`casting`), times the shots (`timeline`, with the music's onsets, clips
+getting their own length), gives each image shot its camera move (`motion`, or a
+reference video's camera through `transfer`), times each video clip (`playback`), and
+plans the sound cues. The result is a plain, frozen `Storyboard` that tests can inspect
+and that rendering only executes. A shot pinned to the first (last) frame starts (ends)
+exactly on its whole picture.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import numpy as np
 
 from r2v.engines.base import EngineRequest, Preset, output_size, resolve_aspect_ratio
 from r2v.engines.compositor import timeline
-from r2v.engines.compositor.casting import cast, choose_seconds, fit_count, shot_weights
+from r2v.engines.compositor.casting import cast, choose_seconds, clip_frames, fit_count
 from r2v.engines.compositor.motion import MotionKind, MotionPath, cover_share, seeded_path
+from r2v.engines.compositor.phrases import Pace
+from r2v.engines.compositor.playback import plan_playback
 from r2v.engines.compositor.prompt import Beat, Reading, read_prompt
 from r2v.engines.compositor.references import ReferenceBank
 from r2v.engines.compositor.transfer import transferred_path
@@ -30,9 +33,6 @@ ShotKind = Literal["image", "video", "ambient"]
 CueSource = Literal["audio", "video", "score"]
 CueRole = Literal["background", "shot"]
 
-MIN_CLIP_SPEED, MAX_CLIP_SPEED = 0.5, 2.0
-SYNC_CLIP_SPEED = (0.8, 1.25)
-"""The retiming range of a clip whose own sound plays: its pitch follows the speed."""
 SAMPLES_PER_FRAME = 48000 // FPS
 
 # Seed streams: each part of the plan draws from its own generator, so changing one part
@@ -59,7 +59,9 @@ class Shot:
     clip_start: float = 0.0
     """Video shots: the source second shown at the shot's first frame."""
     clip_speed: float = 1.0
-    """Video shots: source seconds per output second."""
+    """Video shots: source seconds per output second (1: as filmed)."""
+    pace: Pace | None = None
+    """Video shots: the pace the prompt asked of the clip ("slow motion")."""
     pins: frozenset[Pin] = frozenset()
     """"first": frame 0 is exactly the whole picture; "last": so is the final frame."""
     text: str = ""
@@ -187,12 +189,15 @@ def build_storyboard(request: EngineRequest, bank: ReferenceBank | None = None) 
     if request.generate_audio and background:
         onsets = [t for t, _ in bank.onsets(background, frames * SAMPLES_PER_FRAME)]
     count = len(beats) or _ambient_count(reading.sentences, frames)
-    weights = shot_weights(request, beats) or [1.0] * count
-    cuts = timeline.cut_points(frames, weights, [b.seconds for b in beats] or [None] * count)
+    weights = [b.weight for b in beats] or [1.0] * count
+    natural = clip_frames(request, beats) or [None] * count
+    cuts = timeline.cut_points(
+        frames, weights, [b.seconds for b in beats] or [None] * count, natural
+    )
     snapped = [False] * len(cuts)
     if onsets and beats:
         least = timeline.shortest_shot(frames, count)
-        cuts, snapped = timeline.snap_to_onsets(cuts, onsets, frames, least)
+        cuts, snapped = timeline.snap_to_onsets(cuts, onsets, frames, least, natural)
     spans = timeline.spans(cuts, snapped, frames)
     if beats:
         shots = _shots(request, reading, bank, beats, spans, (width, height))
@@ -319,22 +324,12 @@ def _shots(
             previous = motion.kind
             shots.append(replace(base, motion=motion, camera_of=source))
         else:
-            video = request.videos[beat.index]
-            seconds = span.end / FPS - span.start / FPS
-            own_sound = request.generate_audio and video.has_audio
-            speed = _clip_speed(video.duration, seconds, own_sound)
-            start = max(0.0, video.duration - seconds * speed) if closes else 0.0
-            shots.append(replace(base, clip_start=start, clip_speed=speed))
+            seconds = request.videos[beat.index].duration
+            play = plan_playback(seconds, span.end - span.start, beat.pace, closes=closes)
+            shots.append(
+                replace(base, clip_start=play.start, clip_speed=play.speed, pace=beat.pace)
+            )
     return tuple(shots)
-
-
-def _clip_speed(clip_seconds: float, shot_seconds: float, own_sound: bool) -> float:
-    """Play a clip a little faster or slower to fill its shot; beyond the range, it is cut
-    short or holds its last frame."""
-    if clip_seconds <= 0 or shot_seconds <= 0:
-        return 1.0
-    low, high = SYNC_CLIP_SPEED if own_sound else (MIN_CLIP_SPEED, MAX_CLIP_SPEED)
-    return float(min(max(clip_seconds / shot_seconds, low), high))
 
 
 def _ambient_count(sentences: int, frames: int) -> int:
