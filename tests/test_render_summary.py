@@ -139,7 +139,10 @@ def test_warnings_say_what_was_decided_without_the_prompt(
 
     words_only = render(live, key, prompt="a calm sea at dawn", duration=-1)
     assert words_only["task_info"]["video_duration"] == 5
-    assert [s["shows"] for s in words_only["task_info"]["storyboard"]["shots"]] == ["the words"]
+    drawn = words_only["task_info"]["storyboard"]["shots"]
+    assert [(s["shows"], s["words"]) for s in drawn] == [
+        ("the words: a sea at dawn", "a calm sea at dawn")
+    ]
     assert words_only["task_info"]["warnings"] == [
         "no reference was given: the scene is drawn from the words",
         "aspect_ratio adaptive: 16:9, no picture to follow",

@@ -273,8 +273,9 @@ class StoryboardShot(BaseModel):
     start: float = Field(description="Seconds into the video where the shot takes over.")
     end: float = Field(description="Seconds where the next shot takes over, or the video ends.")
     shows: str = Field(
-        description="The reference shown (`@Image1`, `@Video2`), or `the words` when the "
-        "picture is drawn from the prompt alone.",
+        description="The reference shown (`@Image1`, `@Video2`), or, when the picture is "
+        "drawn from the prompt alone, what was drawn: `the words: a sea at dawn`, or `the "
+        "words: an abstract scene` when the prompt names no place that can be drawn.",
         examples=["@Image1"],
     )
     camera: str = Field(

@@ -87,7 +87,8 @@ class ShotSummary:
     end: float
     """Seconds where the next shot takes over, or the video ends."""
     shows: str
-    """`@Image1`, `@Video2`, or `the words` (generated visuals, no reference)."""
+    """`@Image1`, `@Video2`, or what was drawn from the words without a reference: `the
+    words: a sea at dawn`, `the words: an abstract scene`."""
     camera: str
     """The move (`push_in`, `pan_left`, ..., `static`), `follows @Video1` for a transferred
     camera, `the clip's own` for a reference video shown as filmed."""

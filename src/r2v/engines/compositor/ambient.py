@@ -1,10 +1,10 @@
-"""Seeded ambient visuals for a prompt without visual references.
+"""The abstract scene: drawn for words that name no place to draw (see `scenery`).
 
 A slowly turning two-colour gradient with soft coloured light blobs drifting over it on
-Lissajous paths. The palette comes from the seed, nudged toward any colour the prompt names
-("sunset", "ocean", "红", ...). Each frame is computed at an eighth of the output size with
-numpy and enlarged with one `cv2.resize`: soft shapes lose nothing at low resolution, and
-the cost per frame stays far below the encoder's.
+Lissajous paths, in the prompt's mood: the palette comes from the seed, nudged toward any
+colour the prompt names ("sunset", "ocean", "红", ...). Each frame is computed at an
+eighth of the output size with numpy and enlarged with one `cv2.resize`: soft shapes lose
+nothing at low resolution, and the cost per frame stays far below the encoder's.
 """
 
 from __future__ import annotations

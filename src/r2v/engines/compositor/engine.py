@@ -45,6 +45,7 @@ from r2v.engines.compositor.casting import (
 from r2v.engines.compositor.playback import asked_speed
 from r2v.engines.compositor.prompt import Beat, Reading, read_prompt
 from r2v.engines.compositor.references import ReferenceBank
+from r2v.engines.compositor.scenery import ABSTRACT_INSTEAD, shown_by
 from r2v.engines.compositor.shots import FrameSource, Plates, RGBFrame, open_source
 from r2v.engines.compositor.sound import mix_soundtrack
 from r2v.engines.compositor.storyboard import Shot, SoundCue, Storyboard, build_storyboard
@@ -164,8 +165,11 @@ def _shot_summary(request: EngineRequest, board: Storyboard, number: int) -> Sho
     start = 0 if number == 0 else shot.cut
     end = board.shots[number + 1].cut if number + 1 < len(board.shots) else board.frames
     words = shot.text or None
+    camera: str = shot.motion.kind if shot.motion is not None else "static"
     if shot.kind == "ambient":
-        return ShotSummary(_seconds(start), _seconds(end), "the words", "static")
+        return ShotSummary(
+            _seconds(start), _seconds(end), shown_by(shot.scene), camera, words=words
+        )
     if shot.kind == "video":
         shown = _clip_shown(request, shot)
         return ShotSummary(
@@ -173,7 +177,6 @@ def _shot_summary(request: EngineRequest, board: Storyboard, number: int) -> Sho
             clip_from=round(shot.clip_start, 3), clip_to=round(shot.clip_start + shown, 3),
             clip_speed=round(shot.clip_speed, 3),
         )  # fmt: skip
-    camera: str = shot.motion.kind if shot.motion is not None else "static"
     if camera == "transfer" and shot.camera_of is not None:
         camera = f"follows @Video{shot.camera_of + 1}"
     return ShotSummary(_seconds(start), _seconds(end), shot.label, camera, words=words)
@@ -199,7 +202,10 @@ def _picture_warnings(request: EngineRequest, reading: Reading, board: Storyboar
     despite a camera move asked of them, stills asked to play slower or faster, and clips
     trimmed or retimed."""
     if not request.images and not request.videos:
-        return ["no reference was given: the scene is drawn from the words"]
+        drawn = ["no reference was given: the scene is drawn from the words"]
+        if any(shot.scene is None for shot in board.shots):
+            drawn.append(ABSTRACT_INSTEAD)
+        return drawn
     warnings: list[str] = []
     planned = cast(request, reading)
     shown = fit_count(planned, board.frames)  # as the storyboard did

@@ -4,7 +4,8 @@ An image shot warps its picture's plate along the shot's camera move, and shows 
 picture itself, fitted to the frame, on a pinned first or last frame; a camera that holds
 still draws its frame once. A video shot reads its clip forward at the shot's clock (its
 frames blended when it plays faster or slower than filmed) and fits each frame by crop or
-pad; an ambient shot draws seeded gradients. Sources
+pad; an ambient shot draws the scene its words name (`painter`) and moves a camera over
+it, or, when they name no place, seeded gradients (`ambient`). Sources
 open when their shot begins and close when it ends, and `Plates` prepares each picture
 when its first shot opens (or just before the video shots it overlaps) and lets it go
 after its last, so memory holds at most the pictures of the shots on screen and any
@@ -33,6 +34,7 @@ from numpy.typing import NDArray
 from r2v.engines.base import EngineRequest, Preset
 from r2v.engines.compositor.ambient import AmbientRenderer, make_scene
 from r2v.engines.compositor.motion import PLATE_LIMIT, REST, Camera, MotionPath
+from r2v.engines.compositor.painter import ScenePainter, pan_axes, shifted_view
 from r2v.engines.compositor.storyboard import Shot, Storyboard
 from r2v.errors import ReferenceInvalid
 from r2v.media.decode import VideoFrameReader, load_image
@@ -220,8 +222,33 @@ class VideoSource:
         self._reader.close()
 
 
+class SceneSource:
+    """A shot drawn from the words (`painter`), seen through its camera move: pixel for
+    pixel and shifted when the move keeps its zoom (a pan, a still camera), else warped."""
+
+    def __init__(self, shot: Shot, board: Storyboard) -> None:
+        if shot.scene is None or shot.motion is None:
+            raise ValueError("a drawn shot needs a scene and a camera move")
+        self._shot, self._motion, self._size = shot, shot.motion, board.size
+        self._flags, self._span = interpolation(board.preset), max(1, shot.length - 1)
+        self._along = pan_axes(shot.motion)
+        zoom = shot.motion.start.zoom if self._along else shot.motion.max_zoom
+        size = plate_size(board.size, min(max(zoom, 1.0), PLATE_LIMIT))
+        self._painter = ScenePainter(shot.scene, size, shot.length / FPS)
+
+    def frame(self, index: int) -> RGBFrame:
+        plate = self._painter.plate_at((index - self._shot.start) / FPS)
+        camera = self._motion.at((index - self._shot.start) / self._span)
+        if self._along is not None:
+            return shifted_view(plate, camera, self._size, self._along)
+        return render_view(plate, camera, self._size, flags=self._flags)
+
+    def close(self) -> None:
+        pass
+
+
 class AmbientSource:
-    """A generated shot for a prompt without visual references."""
+    """An abstract shot for words that name no place to draw."""
 
     def __init__(self, shot: Shot, board: Storyboard) -> None:
         scene = make_scene(board.prompt, board.seed, shot.index)
@@ -244,6 +271,8 @@ def open_source(
     if shot.kind == "video":
         plates.prepare_ahead(shot)
         return VideoSource(shot, request, board)
+    if shot.scene is not None:
+        return SceneSource(shot, board)
     return AmbientSource(shot, board)
 
 

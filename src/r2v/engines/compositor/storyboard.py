@@ -23,10 +23,11 @@ from r2v.engines.compositor.casting import cast, choose_seconds, clip_frames, fi
 from r2v.engines.compositor.motion import MotionKind, MotionPath, cover_share, seeded_path
 from r2v.engines.compositor.phrases import Pace
 from r2v.engines.compositor.playback import plan_playback
-from r2v.engines.compositor.prompt import Beat, Reading, read_prompt
+from r2v.engines.compositor.prompt import SLOW_SPEED, Beat, Reading, read_prompt
 from r2v.engines.compositor.references import ReferenceBank
+from r2v.engines.compositor.scenery import ScenePlan, plan_scene
 from r2v.engines.compositor.transfer import transferred_path
-from r2v.grammar import Pin
+from r2v.grammar import SENTENCE_BREAK, Pin
 from r2v.protocol import FPS, FixedAspectRatio
 
 ShotKind = Literal["image", "video", "ambient"]
@@ -68,6 +69,8 @@ class Shot:
     """The prompt's words this shot was read from."""
     camera_of: int | None = None
     """The reference video whose camera motion the move follows."""
+    scene: ScenePlan | None = None
+    """Ambient shots: the place and light drawn from the words (None: an abstract scene)."""
 
     @property
     def length(self) -> int:
@@ -202,7 +205,7 @@ def build_storyboard(request: EngineRequest, bank: ReferenceBank | None = None) 
     if beats:
         shots = _shots(request, reading, bank, beats, spans, (width, height))
     else:
-        shots = tuple(Shot("ambient", n, s.start, s.end, s.fade_in) for n, s in enumerate(spans))
+        shots = _drawn_shots(request, reading, spans)
     sound = plan_sound(request, shots, background, placed, frames, reading.spoken)
     return Storyboard(
         width, height, frames, request.seed, request.preset, shots,
@@ -330,6 +333,42 @@ def _shots(
                 replace(base, clip_start=play.start, clip_speed=play.speed, pace=beat.pace)
             )
     return tuple(shots)
+
+
+def _drawn_shots(
+    request: EngineRequest, reading: Reading, spans: list[timeline.Span]
+) -> tuple[Shot, ...]:
+    """Shots drawn from the words, one for each run of sentences: each shows the scene its
+    sentences name (the whole prompt's where they name none) under the camera move they
+    ask for, else a slow pan across it (one way, then the other: a pan costs a frame a
+    fraction of a zoom's warp); a prompt that names no place is drawn as an abstract
+    scene, which holds its camera still."""
+    scenes = np.random.default_rng([request.seed, STREAM_AMBIENT])
+    moves = np.random.default_rng([request.seed, STREAM_MOTION])
+    shots: list[Shot] = []
+    previous: MotionKind | None = None
+    for number, (span, text) in enumerate(zip(spans, _sentence_runs(request.prompt, len(spans)),
+                                              strict=True)):  # fmt: skip
+        scene = plan_scene(text, request.prompt, scenes)
+        shot = Shot("ambient", number, span.start, span.end, span.fade_in, text=text, scene=scene)
+        move = read_prompt(text, 0, 0, 0).move or reading.move
+        gentle: list[MotionKind] = [k for k in ("pan_left", "pan_right") if k != previous]
+        drawn = gentle[int(moves.integers(len(gentle)))]
+        if scene is not None:
+            seconds = (span.end - span.start) / FPS
+            kind, speed = (move.kind, move.speed) if move else (drawn, SLOW_SPEED)
+            motion = seeded_path(moves, kind, speed=speed, seconds=seconds)
+            shot, previous = replace(shot, motion=motion), motion.kind
+        shots.append(shot)
+    return tuple(shots)
+
+
+def _sentence_runs(prompt: str, count: int) -> list[str]:
+    """The prompt's sentences shared out in order among `count` shots."""
+    sentences = [s.strip() for s in SENTENCE_BREAK.split(prompt) if s.strip()] or [prompt.strip()]
+    runs = [sentences[n * len(sentences) // count : (n + 1) * len(sentences) // count]
+            for n in range(count)]  # fmt: skip
+    return [". ".join(run) for run in runs]
 
 
 def _ambient_count(sentences: int, frames: int) -> int:
