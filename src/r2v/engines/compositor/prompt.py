@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import Literal
 
 from r2v.engines.compositor import phrases
-from r2v.engines.compositor.phrases import MoveKind
+from r2v.engines.compositor.grades import Grade, read_grade
+from r2v.engines.compositor.phrases import MoveKind, Side, Weather
 
 MentionKind = Literal["image", "video", "audio"]
 VisualKind = Literal["image", "video"]
@@ -66,6 +68,10 @@ class Beat:
     pins: frozenset[Pin] = frozenset()
     audios: tuple[int, ...] = ()
     """Audio clips that start under this shot."""
+    grade: Grade = Grade()
+    weather: Weather | None = None
+    where: frozenset[Side] = frozenset()
+    """Where in the picture the camera move ends ("push in on the right")."""
 
     @property
     def weight(self) -> float:
@@ -98,6 +104,10 @@ class Reading:
     first_visual: tuple[VisualKind, int] | None = None
     timeline: float | None = None
     """The latest end of a stated time range ("3-6s"), in seconds."""
+    grade: Grade = Grade()
+    """The light and look of the whole video, said in a sentence that names no picture."""
+    weather: Weather | None = None
+    where: frozenset[Side] = frozenset()
 
 
 @dataclass
@@ -114,6 +124,9 @@ class _Draft:
     camera_of: int | None = None
     pins: set[Pin] = field(default_factory=set)
     audios: list[int] = field(default_factory=list)
+    grade: Grade = Grade()
+    weather: Weather | None = None
+    where: frozenset[Side] = frozenset()
 
 
 def find_mentions(prompt: str, counts: dict[MentionKind, int]) -> list[Mention]:
@@ -179,6 +192,9 @@ def read_prompt(prompt: str, images: int, videos: int, audios: int) -> Reading:
         motion_sources=frozenset(sources),
         first_visual=first,
         timeline=timeline,
+        grade=reduce(Grade.over, (d.grade for d in overall), Grade()),
+        weather=next((d.weather for d in overall if d.weather is not None), None),
+        where=next((d.where for d in overall if d.where), frozenset()),
     )
 
 
@@ -232,6 +248,9 @@ def _cues(draft: _Draft, text: str) -> _Draft:
     words = phrases.WORD.findall(text)
     draft.words = sum(0.5 if "\u3400" <= word <= "\u9fff" else 1.0 for word in words)
     draft.move = _move(text)
+    draft.grade = read_grade(text)
+    draft.weather = phrases.first_named(phrases.WEATHER, text)
+    draft.where = phrases.all_named(phrases.SIDES, text)
     if phrases.BRIEF.search(text):
         draft.emphasis = BRIEF_EMPHASIS
     elif phrases.LINGER.search(text):
@@ -378,6 +397,9 @@ def _attach(pieces: list[_Draft]) -> tuple[tuple[Beat, ...], list[_Draft]]:
             camera_of=draft.camera_of if draft.visual.kind == "image" else None,  # type: ignore[union-attr]
             pins=frozenset(draft.pins),
             audios=tuple(dict.fromkeys(draft.audios)),
+            grade=draft.grade,
+            weather=draft.weather,
+            where=draft.where,
         )
         for draft in merged
     )
@@ -399,3 +421,6 @@ def _merge(target: _Draft, piece: _Draft) -> None:
     target.camera_of = target.camera_of if target.camera_of is not None else piece.camera_of
     target.pins |= piece.pins
     target.audios.extend(piece.audios)
+    target.grade = target.grade.over(piece.grade)
+    target.weather = target.weather or piece.weather
+    target.where = target.where or piece.where

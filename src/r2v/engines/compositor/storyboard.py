@@ -25,7 +25,9 @@ from r2v.engines.compositor.casting import (
     fit_count,
     shot_weights,
 )
-from r2v.engines.compositor.motion import MotionKind, MotionPath, cover_share, seeded_path
+from r2v.engines.compositor.grades import Grade
+from r2v.engines.compositor.motion import Aim, MotionKind, MotionPath, cover_share, seeded_path
+from r2v.engines.compositor.phrases import Weather
 from r2v.engines.compositor.prompt import Beat, Pin, Reading, read_prompt
 from r2v.engines.compositor.references import ReferenceBank
 from r2v.engines.compositor.transfer import transferred_path
@@ -42,7 +44,7 @@ SAMPLES_PER_FRAME = 48000 // FPS
 
 # Seed streams: each part of the plan draws from its own generator, so changing one part
 # (say, adding a motion kind) leaves the others' draws, and their outputs, as they were.
-STREAM_MOTION, STREAM_AMBIENT, STREAM_SOUND = 1, 2, 3
+STREAM_MOTION, STREAM_AMBIENT, STREAM_SOUND, STREAM_WEATHER = 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,10 @@ class Shot:
     """The prompt's words this shot was read from."""
     camera_of: int | None = None
     """The reference video whose camera motion the move follows."""
+    grade: Grade = Grade()
+    """The colour grade (a drawn scene lights its own time of day: only its look is graded)."""
+    weather: Weather | None = None
+    """Rain, snow or fog over the shot."""
 
     @property
     def length(self) -> int:
@@ -202,7 +208,11 @@ def build_storyboard(request: EngineRequest, bank: ReferenceBank | None = None) 
     if beats:
         shots = _shots(request, reading, bank, beats, spans, (width, height))
     else:
-        shots = tuple(Shot("ambient", n, s.start, s.end, s.fade_in) for n, s in enumerate(spans))
+        grade, weather = reading.grade, reading.weather
+        shots = tuple(
+            Shot("ambient", n, s.start, s.end, s.fade_in, grade=grade, weather=weather)
+            for n, s in enumerate(spans)
+        )
     sound = plan_sound(request, shots, background, placed, frames, reading.spoken)
     return Storyboard(
         width, height, frames, request.seed, request.preset, shots,
@@ -299,7 +309,8 @@ def _shots(
             pinned.add("last")
         pins = frozenset(pinned)
         base = Shot(beat.kind, beat.index, span.start, span.end, span.fade_in, pins=pins)
-        base = replace(base, text=beat.text)
+        base = replace(base, text=beat.text, grade=beat.grade.over(reading.grade),
+                       weather=beat.weather or reading.weather)  # fmt: skip
         if beat.kind == "image":
             source = beat.camera_of
             if source is None and beat.move is None:
@@ -319,7 +330,7 @@ def _shots(
                 motion = seeded_path(
                     rng, move.kind if move else None, speed=move.speed if move else 1.0,
                     seconds=seconds, from_rest=opens, to_rest=closes, avoid=previous,
-                    cover=cover,
+                    cover=cover, aim=_aim(bank, beat, reading, size),
                 )  # fmt: skip
             previous = motion.kind
             shots.append(replace(base, motion=motion, camera_of=source))
@@ -331,6 +342,18 @@ def _shots(
             start = max(0.0, video.duration - seconds * speed) if closes else 0.0
             shots.append(replace(base, clip_start=start, clip_speed=speed))
     return tuple(shots)
+
+
+def _aim(bank: ReferenceBank, beat: Beat, reading: Reading, size: tuple[int, int]) -> Aim | None:
+    """Where an image shot's move ends: the side its words name, else its subject."""
+    move = beat.move or reading.move
+    if move is not None and move.kind in ("static", "drift"):
+        return None
+    sides = beat.where or reading.where
+    if sides:
+        return Aim.at_sides(sides)
+    subject = bank.subject(beat.index, size)
+    return None if subject is None else Aim(*subject, closer=True)
 
 
 def _clip_speed(clip_seconds: float, shot_seconds: float, own_sound: bool) -> float:
