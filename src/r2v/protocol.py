@@ -284,7 +284,15 @@ class StoryboardShot(BaseModel):
         "`the clip's own` for a video shown as filmed.",
         examples=["push_in"],
     )
-    grade: str | None = Field(None, description="The colour grade, when one is applied.")
+    grade: str | None = Field(
+        None,
+        description="The colour grade, when one is applied: a look, a time of day, or both "
+        "(`night`, `black_and_white night`).",
+        examples=["golden_hour"],
+    )
+    weather: str | None = Field(
+        None, description="`rain`, `snow` or `fog` over the shot; absent when clear."
+    )
     words: str | None = Field(
         None,
         description="The prompt's words the shot was read from; absent for a picture the "

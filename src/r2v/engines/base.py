@@ -93,7 +93,10 @@ class ShotSummary:
     """The move (`push_in`, `pan_left`, ..., `static`), `follows @Video1` for a transferred
     camera, `the clip's own` for a reference video shown as filmed."""
     grade: str | None = None
-    """The colour grade; None while engines grade nothing."""
+    """The colour grade: a look, a time of day or both (`black_and_white night`); None
+    when the picture is shown as it is."""
+    weather: str | None = None
+    """`rain`, `snow` or `fog` over the shot; None for clear weather."""
     words: str | None = None
     """The prompt's words the shot was read from; None for a picture the prompt never names."""
     clip_from: float | None = None

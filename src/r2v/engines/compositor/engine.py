@@ -42,6 +42,7 @@ from r2v.engines.compositor.casting import (
     duration_basis,
     fit_count,
 )
+from r2v.engines.compositor.finish import Finish
 from r2v.engines.compositor.playback import asked_speed
 from r2v.engines.compositor.prompt import Beat, Reading, read_prompt
 from r2v.engines.compositor.references import ReferenceBank
@@ -113,6 +114,7 @@ class CompositorEngine:
         # shots begin.
         path = context.workspace / OUTPUT_NAME
         plates = Plates(request, board)
+        finish = Finish(board)
         with ThreadPoolExecutor(1, thread_name_prefix="r2v-sound") as sound:
             audio = sound.submit(mix_soundtrack, board, bank) if board.sound.cues else None
 
@@ -122,7 +124,7 @@ class CompositorEngine:
             ) as out:
                 render_frames(
                     board,
-                    lambda shot: open_source(shot, request, board, plates),
+                    lambda shot: finish.wrap(shot, open_source(shot, request, board, plates)),
                     out.write,
                     lambda share: context.progress(_PLAN_SHARE + _FRAMES_SHARE * share),
                     on_shot_closed=plates.release,
@@ -165,10 +167,17 @@ def _shot_summary(request: EngineRequest, board: Storyboard, number: int) -> Sho
     start = 0 if number == 0 else shot.cut
     end = board.shots[number + 1].cut if number + 1 < len(board.shots) else board.frames
     words = shot.text or None
+    grade, weather = shot.grade.name, shot.weather
     camera: str = shot.motion.kind if shot.motion is not None else "static"
     if shot.kind == "ambient":
         return ShotSummary(
-            _seconds(start), _seconds(end), shown_by(shot.scene), camera, words=words
+            _seconds(start),
+            _seconds(end),
+            shown_by(shot.scene),
+            camera,
+            words=words,
+            grade=grade,
+            weather=weather,
         )
     if shot.kind == "video":
         shown = _clip_shown(request, shot)
@@ -176,10 +185,14 @@ def _shot_summary(request: EngineRequest, board: Storyboard, number: int) -> Sho
             _seconds(start), _seconds(end), shot.label, "the clip's own", words=words,
             clip_from=round(shot.clip_start, 3), clip_to=round(shot.clip_start + shown, 3),
             clip_speed=round(shot.clip_speed, 3),
+            grade=grade, weather=weather,
         )  # fmt: skip
     if camera == "transfer" and shot.camera_of is not None:
         camera = f"follows @Video{shot.camera_of + 1}"
-    return ShotSummary(_seconds(start), _seconds(end), shot.label, camera, words=words)
+    return ShotSummary(
+        _seconds(start), _seconds(end), shot.label, camera, grade=grade, words=words,
+        weather=weather,
+    )  # fmt: skip
 
 
 def _clip_shown(request: EngineRequest, shot: Shot) -> float:

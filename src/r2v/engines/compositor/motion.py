@@ -11,6 +11,12 @@ default, 1.7 "quickly", 3 "whip"): a push-in zooms about 1.1x, 1.24x, 1.6x or 2x
 its shot, a pan crosses 8%, 20%, 45% or 75% of the frame, and a whip does it in a
 half-second burst. A static camera is exactly still.
 
+A push-in or a pan ends on a point: the subject found in the picture (see `saliency`), or
+the side the prompt names ("on the right"); pull-outs start there. A subject off the
+picture's centre can only be centred by a tighter framing, so a push-in toward one starts
+closer, up to `AIM_ZOOM`, keeping the zoom across the shot its words ask for (a pan keeps
+its travel); a named side is leaned toward as far as the move's own framing allows.
+
 A pinned first (last) frame is the whole picture: the move starts (ends) there, and where
 it needs a tighter framing (a pan needs margin to cross) a lead of under a second zooms
 in first (or back out at the end). A picture padded to fit the frame (a portrait in a
@@ -21,7 +27,7 @@ picture fills the frame.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -42,6 +48,9 @@ PLATE_LIMIT = 4.0
 (a plate's memory grows with its square)."""
 MOVE_LIMIT = 3.0
 """The tightest framing of a move, relative to the framing where the picture fills the frame."""
+AIM_ZOOM = 2.0
+"""The tightest a move frames to centre a subject: anything in the middle half of the
+picture can be centred."""
 WHIP_SPEED = 2.5
 """From this pace on, a move happens in a burst (`_BURST_SECONDS`) rather than a glide."""
 
@@ -81,6 +90,34 @@ class Camera:
 
 REST = Camera(1.0)
 """The whole picture, centred: where a pinned first or last frame starts or ends."""
+
+
+@dataclass(frozen=True)
+class Aim:
+    """Where a push-in or a pan ends (and a pull-out starts): a point in the terms of a
+    framing's centre (`Camera.x`, `Camera.y`), None on an axis where the move keeps its
+    own; `closer` lets the move frame tighter than its words ask, keeping its pace, to
+    centre the point."""
+
+    x: float | None = None
+    y: float | None = None
+    closer: bool = False
+
+    @staticmethod
+    def at_sides(sides: Iterable[str]) -> Aim:
+        """The far side (or the centre) of the picture that a prompt names: "left", "right",
+        "top", "bottom", "centre"."""
+        named = set(sides)
+        centre = 0.0 if "centre" in named else None
+        x = -0.5 if "left" in named else (0.5 if "right" in named else centre)
+        y = -0.5 if "top" in named else (0.5 if "bottom" in named else centre)
+        return Aim(x, y)
+
+    def within(self, cover: float) -> Aim:
+        """This aim in the frame-shaped area covering `cover` of the plate (see `onto`)."""
+        x = None if self.x is None else self.x / cover
+        y = None if self.y is None else self.y / cover
+        return Aim(x, y, self.closer)
 
 
 def margin_at(zoom: float) -> float:
@@ -157,10 +194,12 @@ def seeded_path(
     to_rest: bool = False,
     avoid: MotionKind | None = None,
     cover: float = 1.0,
+    aim: Aim | None = None,
 ) -> MotionPath:
     """A move of `kind` (seeded when None) at the pace `speed` over a shot of `seconds`;
     `from_rest` / `to_rest` make it start or end on the whole picture, exactly. `cover`
-    (see `cover_share`) keeps the move inside a padded picture's own area."""
+    (see `cover_share`) keeps the move inside a padded picture's own area; `aim` is where
+    a push-in or a pan ends (a pinned shot frames no tighter than its words ask)."""
     choices = [k for k in SEEDED_KINDS if k != avoid]
     drawn = choices[int(rng.integers(len(choices)))]
     if kind is None:
@@ -173,6 +212,9 @@ def seeded_path(
         return MotionPath("static", (REST, REST))
     start, end = _framings(rng, kind, speed)
     limit = move_limit(cover)
+    if aim is not None:
+        tightest = min(AIM_ZOOM, limit) if aim.closer and not (from_rest or to_rest) else 1.0
+        start, end = aimed(kind, start, end, aim.within(cover), tightest)
     start, end = onto(start.clamped(limit), cover), onto(end.clamped(limit), cover)
     if from_rest and to_rest and REST in (start, end) and speed < WHIP_SPEED:
         # In and back out (or out and back in) over the whole shot, rather than a lead.
@@ -212,6 +254,61 @@ def _framings(rng: np.random.Generator, kind: MotionKind, speed: float) -> tuple
     drift = margin_at(zoom_a) * _TRAVEL * min(max(speed, 0.3), 1.0)
     sx, sy = (float(v) for v in rng.choice([-1.0, 1.0], size=2))
     return Camera(zoom_a, sx * drift, sy * drift), Camera(zoom_b, -sx * drift / 2, -sy * drift / 2)
+
+
+def aimed(
+    kind: MotionKind, start: Camera, end: Camera, aim: Aim, tightest: float = 1.0
+) -> tuple[Camera, Camera]:
+    """The framings of a move of `kind` from `start` to `end` (on a picture filling the
+    frame) moved so that it ends as near `aim` as it can, framing up to `tightest` when
+    that is tighter than the move's own; other kinds of move are returned as they are."""
+    if kind == "pull_out":
+        wide, close = aimed("push_in", end, start, aim, tightest)
+        return close, wide
+    if kind == "push_in":
+        wanted = max(abs(v) for v in (aim.x, aim.y, 0.0) if v is not None)
+        needed = 1.0 / max(1.0 - 2.0 * wanted, 1e-6)  # the zoom whose margin reaches it
+        closer = min(max(needed, end.zoom), max(tightest, end.zoom)) / end.zoom
+        if closer <= 1.0:
+            return start, _toward(aim, Camera(end.zoom, end.x, end.y))
+        return _toward(aim, Camera(closer)), _toward(aim, Camera(end.zoom * closer, end.x, end.y))
+    if kind not in ("pan_left", "pan_right", "pan_up", "pan_down"):
+        return start, end
+    across_x = kind in ("pan_left", "pan_right")
+
+    def swap(c: Camera) -> Camera:
+        return c if across_x else Camera(c.zoom, c.y, c.x)
+
+    target = (aim.x, aim.y) if across_x else (aim.y, aim.x)
+    a, b = swap(start), swap(end)  # now the pan runs along x
+    best: tuple[float, Camera, Camera] | None = None
+    most = max(tightest / a.zoom, 1.0)
+    for closer in np.geomspace(1.0, most, 24).tolist() if most > 1.0 else [1.0]:
+        zoom, travel = a.zoom * closer, (b.x - a.x) / closer
+        margin = margin_at(zoom)
+        low, high = max(-margin, travel - margin), min(margin, margin + travel)
+        want = b.x if target[0] is None else target[0]
+        x = min(max(want, low), high)
+        y = _reach(target[1], b.y, zoom)
+        miss = abs(x - want) + (0.0 if target[1] is None else abs(y - target[1]))
+        if best is None or miss < best[0] - 1e-9:
+            best = (miss, Camera(zoom, x - travel, y), Camera(zoom, x, y))
+        if miss < 1e-9:
+            break
+    assert best is not None
+    return swap(best[1]), swap(best[2])
+
+
+def _toward(aim: Aim, camera: Camera) -> Camera:
+    """`camera` with its centre moved onto `aim`, as far as its zoom's margin allows."""
+    return Camera(camera.zoom, _reach(aim.x, camera.x, camera.zoom),
+                  _reach(aim.y, camera.y, camera.zoom))  # fmt: skip
+
+
+def _reach(target: float | None, own: float, zoom: float) -> float:
+    """`target` (else `own`) kept within the margin at `zoom`."""
+    margin = margin_at(zoom)
+    return min(max(own if target is None else target, -margin), margin)
 
 
 def _burst(move: MotionPath, seconds: float) -> MotionPath:

@@ -181,12 +181,33 @@ _PLACES: Final[tuple[tuple[Place, str], ...]] = (
     ("field", r"\b(?:fields?|meadows?|grass(?:land)?s?|prairie|farmland|countryside|"
      r"plains?|pasture)\b|田野|草原|草地|麦田|原野|稻田"),
 )  # fmt: skip
+# Where in the picture a move ends ("push in on the right", "镜头推近左边"); with none named,
+# it ends on the picture's most salient region. Both axes may be named ("the top left").
+Side = Literal["left", "right", "top", "bottom", "centre"]
+_TOWARD = r"\b(?:on|to|at|in|into|onto|toward|towards)\s+the\s+"
+_CORNER = r"(?:top|bottom|upper|lower)[\s-]+"
+_SIDES: Final[tuple[tuple[Side, str], ...]] = (
+    ("left", rf"{_TOWARD}(?:{_CORNER})?left\b|\bleft\s+(?:side|half|edge)\b"
+     r"|左边|左侧|左方|左半"),
+    ("right", rf"{_TOWARD}(?:{_CORNER})?right\b|\bright\s+(?:side|half|edge)\b"
+     r"|右边|右侧|右方|右半"),
+    ("top", rf"{_TOWARD}(?:top|upper)\b|\btop\s+(?:side|half|edge)\b|上方|上边|上半|顶部"),
+    ("bottom", rf"{_TOWARD}(?:bottom|lower)\b|\bbottom\s+(?:side|half|edge)\b"
+     r"|下方|下边|下半|底部"),
+    ("centre", rf"{_TOWARD}(?:centre|center|middle)\b|中间|中央|正中"),
+)  # fmt: skip
 TIMES_OF_DAY: Final = tuple((kind, re.compile(source, _I)) for kind, source in _TIMES)
 LOOKS: Final = tuple((kind, re.compile(source, _I)) for kind, source in _LOOKS)
 WEATHER: Final = tuple((kind, re.compile(source, _I)) for kind, source in _WEATHER)
 PLACES: Final = tuple((kind, re.compile(source, _I)) for kind, source in _PLACES)
+SIDES: Final = tuple((kind, re.compile(source, _I)) for kind, source in _SIDES)
 
 _K = TypeVar("_K", bound=str)
+
+
+def all_named(table: tuple[tuple[_K, re.Pattern[str]], ...], text: str) -> frozenset[_K]:
+    """Every kind of `table` whose words appear in `text`."""
+    return frozenset(kind for kind, pattern in table if pattern.search(text))
 
 
 def first_named(table: tuple[tuple[_K, re.Pattern[str]], ...], text: str) -> _K | None:

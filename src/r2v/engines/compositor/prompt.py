@@ -15,10 +15,12 @@ numbers, from 1.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import Literal
 
 from r2v.engines.compositor import phrases
-from r2v.engines.compositor.phrases import MoveKind, Pace
+from r2v.engines.compositor.grades import Grade, read_grade
+from r2v.engines.compositor.phrases import MoveKind, Pace, Side, Weather
 from r2v.grammar import Mention, Pin, find_mentions, read_pins, sentences
 
 VisualKind = Literal["image", "video"]
@@ -60,6 +62,10 @@ class Beat:
     """Audio clips that start under this shot."""
     pace: Pace | None = None
     """How fast a clip is asked to play ("in slow motion", "快进")."""
+    grade: Grade = Grade()
+    weather: Weather | None = None
+    where: frozenset[Side] = frozenset()
+    """Where in the picture the camera move ends ("push in on the right")."""
 
     @property
     def weight(self) -> float:
@@ -95,6 +101,10 @@ class Reading:
     """The latest end of a stated time range ("3-6s"), in seconds."""
     pace: Pace | None = None
     """A pace asked of every clip ("Everything in slow motion.")."""
+    grade: Grade = Grade()
+    """The light and look of the whole video, said in a sentence that names no picture."""
+    weather: Weather | None = None
+    where: frozenset[Side] = frozenset()
 
 
 @dataclass
@@ -112,6 +122,9 @@ class _Draft:
     pins: set[Pin] = field(default_factory=set)
     audios: list[int] = field(default_factory=list)
     pace: Pace | None = None
+    grade: Grade = Grade()
+    weather: Weather | None = None
+    where: frozenset[Side] = frozenset()
 
 
 def read_prompt(prompt: str, images: int, videos: int, audios: int) -> Reading:
@@ -165,6 +178,9 @@ def read_prompt(prompt: str, images: int, videos: int, audios: int) -> Reading:
         first_visual=first,
         timeline=timeline,
         pace=next((d.pace for d in overall if d.pace is not None), None),
+        grade=reduce(Grade.over, (d.grade for d in overall), Grade()),
+        weather=next((d.weather for d in overall if d.weather is not None), None),
+        where=next((d.where for d in overall if d.where), frozenset()),
     )
 
 
@@ -193,6 +209,9 @@ def _cues(draft: _Draft, text: str) -> _Draft:
     draft.words = sum(0.5 if "\u3400" <= word <= "\u9fff" else 1.0 for word in words)
     draft.move = _move(text)
     draft.pace = phrases.first_named(phrases.PACES, text)
+    draft.grade = read_grade(text)
+    draft.weather = phrases.first_named(phrases.WEATHER, text)
+    draft.where = phrases.all_named(phrases.SIDES, text)
     if phrases.BRIEF.search(text):
         draft.emphasis = BRIEF_EMPHASIS
     elif phrases.LINGER.search(text):
@@ -269,6 +288,9 @@ def _attach(pieces: list[_Draft]) -> tuple[tuple[Beat, ...], list[_Draft]]:
             pins=frozenset(draft.pins),
             audios=tuple(dict.fromkeys(draft.audios)),
             pace=draft.pace,
+            grade=draft.grade,
+            weather=draft.weather,
+            where=draft.where,
         )
         for draft in merged
     )
@@ -291,3 +313,6 @@ def _merge(target: _Draft, piece: _Draft) -> None:
     target.camera_of = target.camera_of if target.camera_of is not None else piece.camera_of
     target.pins |= piece.pins
     target.audios.extend(piece.audios)
+    target.grade = target.grade.over(piece.grade)
+    target.weather = target.weather or piece.weather
+    target.where = target.where or piece.where

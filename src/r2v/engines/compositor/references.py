@@ -1,9 +1,10 @@
 """The references a render reads more than once, decoded or analysed on first use and kept.
 
 Planning needs some of them (the music's onsets place the cuts, a reference video's camera
-motion becomes image shots' moves) and rendering needs them again (the soundtrack), so one
-`ReferenceBank` per render holds the decoded audio and the camera tracks. Pictures are not
-kept here: plates are prepared when their shot begins and dropped after their last shot.
+motion becomes image shots' moves, a picture's subject is where its moves end) and
+rendering needs them again (the soundtrack), so one `ReferenceBank` per render holds the
+decoded audio, the camera tracks and the subjects. Pictures are not kept here: plates are
+prepared when their shot begins and dropped after their last shot.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from r2v.engines.base import EngineRequest
 from r2v.engines.compositor.clips import Audio, audible
 from r2v.engines.compositor.loudness import match_loudness
 from r2v.engines.compositor.onsets import detect_onsets, loop_on_beats
+from r2v.engines.compositor.saliency import subject_point, thumbnail_size
 from r2v.engines.compositor.transfer import CameraTrack, estimate_camera
 from r2v.errors import ReferenceInvalid
-from r2v.media.decode import decode_audio
+from r2v.media.decode import decode_audio, load_image
 from r2v.media.encode import AUDIO_CHANNELS, AUDIO_RATE
 from r2v.protocol import MAX_DURATION
 
@@ -27,7 +29,8 @@ CLIP_LUFS = -20.0
 
 
 class ReferenceBank:
-    """Decoded audio and camera tracks of one request's references, each computed once."""
+    """Decoded audio, camera tracks and pictures' subjects of one request's references, each
+    computed once."""
 
     def __init__(
         self, request: EngineRequest, checkpoint: Callable[[], None] = lambda: None
@@ -37,6 +40,7 @@ class ReferenceBank:
         self._checkpoint = checkpoint
         self._audio: dict[tuple[str, int], Audio] = {}
         self._cameras: dict[int, CameraTrack] = {}
+        self._subjects: dict[tuple[int, tuple[int, int]], tuple[float, float] | None] = {}
 
     def audio(self, index: int) -> Audio:
         """`@Audio{index+1}` at 48 kHz stereo, brought to `CLIP_LUFS`."""
@@ -68,6 +72,22 @@ class ReferenceBank:
             except ReferenceInvalid as error:
                 raise ReferenceInvalid(f"@Video{index + 1}: {error.message}") from error
         return self._cameras[index]
+
+    def subject(self, index: int, shape: tuple[int, int]) -> tuple[float, float] | None:
+        """Where `@Image{index+1}`'s subject is once fitted to a frame of `shape` (width,
+        height), as offsets from its centre (see `saliency.subject_point`); None if nothing
+        stands out. The picture is decoded at a small size (twice the thumbnail's)."""
+        key = (index, shape)
+        if key not in self._subjects:
+            width, height = thumbnail_size(shape)
+            try:
+                picture = load_image(
+                    self.request.images[index].path, draft_size=(2 * width, 2 * height)
+                )
+            except ReferenceInvalid as error:
+                raise ReferenceInvalid(f"@Image{index + 1}: {error.message}") from error
+            self._subjects[key] = subject_point(picture, shape)
+        return self._subjects[key]
 
     def onsets(self, indices: Sequence[int], length: int) -> list[tuple[float, float]]:
         """Onsets (seconds, strength) of the audio clips `indices` looped to `length`

@@ -20,8 +20,9 @@ import numpy as np
 from r2v.engines.base import EngineRequest, Preset, output_size, resolve_aspect_ratio
 from r2v.engines.compositor import timeline
 from r2v.engines.compositor.casting import cast, choose_seconds, clip_frames, fit_count
-from r2v.engines.compositor.motion import MotionKind, MotionPath, cover_share, seeded_path
-from r2v.engines.compositor.phrases import Pace
+from r2v.engines.compositor.grades import Grade
+from r2v.engines.compositor.motion import Aim, MotionKind, MotionPath, cover_share, seeded_path
+from r2v.engines.compositor.phrases import Pace, Weather
 from r2v.engines.compositor.playback import plan_playback
 from r2v.engines.compositor.prompt import SLOW_SPEED, Beat, Reading, read_prompt
 from r2v.engines.compositor.references import ReferenceBank
@@ -38,7 +39,7 @@ SAMPLES_PER_FRAME = 48000 // FPS
 
 # Seed streams: each part of the plan draws from its own generator, so changing one part
 # (say, adding a motion kind) leaves the others' draws, and their outputs, as they were.
-STREAM_MOTION, STREAM_AMBIENT, STREAM_SOUND = 1, 2, 3
+STREAM_MOTION, STREAM_AMBIENT, STREAM_SOUND, STREAM_WEATHER = 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,10 @@ class Shot:
     """The reference video whose camera motion the move follows."""
     scene: ScenePlan | None = None
     """Ambient shots: the place and light drawn from the words (None: an abstract scene)."""
+    grade: Grade = Grade()
+    """The colour grade (a drawn scene lights its own time of day: only its look is graded)."""
+    weather: Weather | None = None
+    """Rain, snow or fog over the shot."""
 
     @property
     def length(self) -> int:
@@ -302,7 +307,8 @@ def _shots(
             pinned.add("last")
         pins = frozenset(pinned)
         base = Shot(beat.kind, beat.index, span.start, span.end, span.fade_in, pins=pins)
-        base = replace(base, text=beat.text)
+        base = replace(base, text=beat.text, grade=beat.grade.over(reading.grade),
+                       weather=beat.weather or reading.weather)  # fmt: skip
         if beat.kind == "image":
             source = beat.camera_of
             if source is None and beat.move is None:
@@ -322,7 +328,7 @@ def _shots(
                 motion = seeded_path(
                     rng, move.kind if move else None, speed=move.speed if move else 1.0,
                     seconds=seconds, from_rest=opens, to_rest=closes, avoid=previous,
-                    cover=cover,
+                    cover=cover, aim=_aim(bank, beat, reading, size),
                 )  # fmt: skip
             previous = motion.kind
             shots.append(replace(base, motion=motion, camera_of=source))
@@ -350,7 +356,10 @@ def _drawn_shots(
     for number, (span, text) in enumerate(zip(spans, _sentence_runs(request.prompt, len(spans)),
                                               strict=True)):  # fmt: skip
         scene = plan_scene(text, request.prompt, scenes)
-        shot = Shot("ambient", number, span.start, span.end, span.fade_in, text=text, scene=scene)
+        shot = Shot(
+            "ambient", number, span.start, span.end, span.fade_in, text=text, scene=scene,
+            grade=reading.grade, weather=reading.weather,
+        )  # fmt: skip
         move = read_prompt(text, 0, 0, 0).move or reading.move
         gentle: list[MotionKind] = [k for k in ("pan_left", "pan_right") if k != previous]
         drawn = gentle[int(moves.integers(len(gentle)))]
@@ -369,6 +378,18 @@ def _sentence_runs(prompt: str, count: int) -> list[str]:
     runs = [sentences[n * len(sentences) // count : (n + 1) * len(sentences) // count]
             for n in range(count)]  # fmt: skip
     return [". ".join(run) for run in runs]
+
+
+def _aim(bank: ReferenceBank, beat: Beat, reading: Reading, size: tuple[int, int]) -> Aim | None:
+    """Where an image shot's move ends: the side its words name, else its subject."""
+    move = beat.move or reading.move
+    if move is not None and move.kind in ("static", "drift"):
+        return None
+    sides = beat.where or reading.where
+    if sides:
+        return Aim.at_sides(sides)
+    subject = bank.subject(beat.index, size)
+    return None if subject is None else Aim(*subject, closer=True)
 
 
 def _ambient_count(sentences: int, frames: int) -> int:
