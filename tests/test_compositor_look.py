@@ -52,6 +52,16 @@ def subject_picture(width: int, height: int) -> Frame:
     return picture
 
 
+def product_picture(side: int) -> Frame:
+    """A square studio shot: a plain red object, smooth, in the upper left of a soft grey
+    gradient (nothing finely detailed anywhere)."""
+    ramp = np.linspace(205, 170, side)[:, None, None] * np.ones((1, side, 3))
+    picture = np.ascontiguousarray(ramp.astype(np.uint8))
+    cv2.ellipse(picture, (side * 3 // 10, side * 3 // 10), (side // 6, side // 12), -15, 0, 360,
+                (200, 30, 40), -1)  # fmt: skip
+    return picture
+
+
 def save(path: Path, picture: Frame) -> ImageInput:
     cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
     return ImageInput(path, picture.shape[1], picture.shape[0])
@@ -65,6 +75,7 @@ def refs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "scene": save(root / "scene.png", neutral_picture(960, 540)),
         "other": save(root / "other.png", neutral_picture(960, 540)[:, ::-1]),
         "subject": save(root / "subject.png", subject_picture(960, 540)),
+        "product": save(root / "product.png", product_picture(720)),
         "clip": VideoInput(clip, 320, 180, 2.0, 24.0, False),
     }
 
@@ -417,6 +428,17 @@ def test_a_push_in_ends_on_the_picture_s_subject(refs: dict[str, Any], tmp_path:
     assert shot.motion is not None
     pushed = shot.motion.end.zoom / shot.motion.start.zoom
     assert 1.08 < pushed < 1.12, f"still slowly: {pushed:.3f}x across the shot"
+
+
+def test_a_padded_picture_s_subject_is_found_inside_its_box(
+    refs: dict[str, Any], tmp_path: Path
+) -> None:
+    # A square picture in a 16:9 frame is padded with a blurred backdrop, whose edges must
+    # not be taken for the subject: the push-in still ends on the red object.
+    frames = frames_of(refs, "@Image1, slowly push in", tmp_path, images=("product",))
+    red = frames[-1][..., 0].astype(int) - frames[-1][..., 1].astype(int) > 100
+    x, y = centre_of(bool_mask(red))
+    assert abs(x - 0.5) < 0.08 and abs(y - 0.5) < 0.1, f"the subject ends at ({x:.2f}, {y:.2f})"
 
 
 def test_a_side_the_prompt_names_wins_over_the_subject(

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from r2v.media.fit import fit_frame
+from r2v.media.fit import plan_fit
 
 THUMBNAIL = 64
 """The long side of the thumbnail saliency is measured on (pixels): the spectral
@@ -38,9 +38,27 @@ def thumbnail_size(shape: tuple[int, int]) -> tuple[int, int]:
 def subject_point(picture: NDArray[np.uint8], shape: tuple[int, int]) -> tuple[float, float] | None:
     """The centre of `picture`'s subject once fitted to a frame of `shape`'s aspect (width,
     height), as offsets from the frame's centre in fractions of its width and height
-    (right and down positive); None when nothing stands out."""
-    size = thumbnail_size(shape)
-    saliency = saliency_map(fit_frame(picture[..., :3], size))
+    (right and down positive); None when nothing stands out.
+
+    Only what the frame shows of the picture is measured (the part a crop keeps, or the
+    whole picture in its box when it is padded): the padding's blurred backdrop and its
+    edges would otherwise stand out more than any subject."""
+    plan = plan_fit((picture.shape[1], picture.shape[0]), shape)
+    sx, sy, sw, sh = plan.source_box
+    tx, ty, tw, th = plan.target_box
+    shown = np.ascontiguousarray(picture[sy : sy + sh, sx : sx + sw, :3])
+    thumbnail = cv2.resize(shown, thumbnail_size((tw, th)), interpolation=cv2.INTER_AREA)
+    found = _subject(np.asarray(thumbnail, dtype=np.uint8))
+    if found is None:
+        return None
+    x, y = (tx + found[0] * tw) / shape[0], (ty + found[1] * th) / shape[1]
+    # Rounded, so that floating-point differences between machines cannot move a frame.
+    return (round(x - 0.5, 4), round(y - 0.5, 4))
+
+
+def _subject(thumbnail: NDArray[np.uint8]) -> tuple[float, float] | None:
+    """The subject's centre in a thumbnail, in fractions of its width and height."""
+    saliency = saliency_map(thumbnail)
     at = np.unravel_index(int(np.argmax(saliency)), saliency.shape)
     above = (saliency >= _REGION * float(saliency[at])).astype(np.uint8)
     _, labels = cv2.connectedComponents(above)
@@ -50,12 +68,13 @@ def subject_point(picture: NDArray[np.uint8], shape: tuple[int, int]) -> tuple[f
     if float(saliency[region].mean()) < STANDS_OUT * float(saliency[~region].mean()):
         return None
     weights = np.where(region, saliency, 0.0)
-    ys, xs = np.mgrid[0 : size[1], 0 : size[0]]
+    height, width = saliency.shape
+    ys, xs = np.mgrid[0:height, 0:width]
     total = float(weights.sum())
-    x = float((weights * (xs + 0.5)).sum()) / total / size[0]
-    y = float((weights * (ys + 0.5)).sum()) / total / size[1]
-    # Rounded, so that floating-point differences between machines cannot move a frame.
-    return (round(x - 0.5, 4), round(y - 0.5, 4))
+    return (
+        float((weights * (xs + 0.5)).sum()) / total / width,
+        float((weights * (ys + 0.5)).sum()) / total / height,
+    )
 
 
 def saliency_map(thumbnail: NDArray[np.uint8]) -> NDArray[np.float32]:
