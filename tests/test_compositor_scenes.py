@@ -291,3 +291,20 @@ def test_a_drawn_scene_moves_its_camera_as_the_words_say() -> None:
     seeded = {camera for seed in range(8) for camera in cameras("a desert at dusk", seed)}
     assert seeded == {"pan_left", "pan_right"}, "unasked, a drawn scene pans slowly across"
     assert cameras("mountains at dawn, slowly push in") == ["push_in"]
+
+
+def test_neon_lights_a_city_at_night_and_weather_hides_the_sun(tmp_path: Path) -> None:
+    path, summary = render(request("A neon city skyline."), tmp_path / "neon")
+    assert summary.shots[0].shows == "the words: a city skyline at night"
+    assert luma(middle_frame(path)[: middle_frame(path).shape[0] // 3]).mean() < 60, "a dark sky"
+
+    def brightest_in_sky(prompt: str, folder: str) -> float:
+        frame = middle_frame(render(request(prompt), tmp_path / folder)[0])
+        return float(np.percentile(luma(frame[: frame.shape[0] // 2]), 99.9))
+
+    sunny, rainy = (
+        brightest_in_sky("A sea at noon.", "sun"),
+        brightest_in_sky("A sea at noon in the rain.", "rain"),
+    )
+    assert sunny > 245, f"the noon sun is drawn ({sunny:.0f})"
+    assert rainy < sunny - 25, f"behind the rain clouds it is not ({rainy:.0f})"

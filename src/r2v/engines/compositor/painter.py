@@ -47,6 +47,8 @@ _LANDS: dict[Place, Callable[[Canvas], None]] = {
 }  # fmt: skip
 _STARS = 0.0009
 """Stars a pixel of night sky."""
+_OVERCAST = 0.75
+"""The cloud cover of a sky under rain, snow or fog."""
 
 
 class ScenePainter:
@@ -67,11 +69,13 @@ class ScenePainter:
         else:
             paint_sky(canvas)
             stars = paint_stars(canvas, int(width * horizon * _STARS)) if light.night else None
-            paint_sun(canvas)
+            if not plan.overcast:
+                paint_sun(canvas)
             _LANDS[plan.place](canvas)
             if stars is not None:
                 canvas.animations.append(stars.over_sky(plate))
             cover = light.cloud_cover * (0.5 if plan.place == "desert" else 1.0)
+            cover = max(cover, _OVERCAST) if plan.overcast else cover
             paint_clouds(canvas, cover * float(rng.uniform(0.6, 1.2)))
             _specks(canvas, plan)
         self._plate = plate

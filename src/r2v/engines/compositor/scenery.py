@@ -131,6 +131,8 @@ class ScenePlan:
     place: Place
     time: TimeOfDay | None
     seed: int
+    overcast: bool = False
+    """Rain, snow or fog was asked for: the sun or moon hides behind a heavy cloud cover."""
 
     @property
     def light(self) -> Light:
@@ -167,5 +169,8 @@ def plan_scene(words: str, prompt: str, rng: np.random.Generator) -> ScenePlan |
     if place == "space":
         return ScenePlan(place, None, seed)
     table = phrases.TIMES_OF_DAY
-    time = phrases.first_named(table, words) or phrases.first_named(table, prompt) or unnamed
-    return ScenePlan(place, time, seed)
+    time = phrases.first_named(table, words) or phrases.first_named(table, prompt)
+    if time is None and phrases.first_named(phrases.LOOKS, prompt) == "neon":
+        time = "night"  # neon signs are lit after dark
+    overcast = phrases.first_named(phrases.WEATHER, prompt) is not None
+    return ScenePlan(place, time or unnamed, seed, overcast)
