@@ -465,3 +465,21 @@ def test_a_pan_ends_as_near_the_subject_as_its_direction_allows(refs: dict[str, 
     start, end = shot.motion.start, shot.motion.end
     assert end.x < start.x and abs(end.x - -0.25) < 0.02, "ends on the subject's column"
     assert abs(end.y - -0.2) < 0.03, "and its row"
+
+
+def test_a_pinned_frame_stays_the_picture_itself_and_the_finish_eases_in(
+    refs: dict[str, Any], tmp_path: Path
+) -> None:
+    # A pinned first (last) frame may be where the previous (next) clip of a sequence ends
+    # (begins): the grade and the weather fade in after it (out before it) instead.
+    frames = frames_of(
+        refs, "@Image1 as the first frame, at night in the rain. @Image1 as the last frame.",
+        tmp_path, images=("scene",),
+    )  # fmt: skip
+    plain = frames_of(refs, "@Image1 as the first and last frame", tmp_path / "plain",
+                      images=("scene",))  # fmt: skip
+    assert difference(frames[0], plain[0]) < 1.5, "the first frame is the picture"
+    assert difference(frames[-1], plain[-1]) < 1.5, "the last frame is the picture"
+    darker = [luma(plain[n]).mean() - luma(frames[n]).mean() for n in (0, 6, 12, 24, 48)]
+    assert darker[0] < 1 < darker[1] < darker[2] < darker[3], f"eased in: {darker}"
+    assert darker[3] == pytest.approx(darker[4], abs=3), "then the whole night grade"
