@@ -18,8 +18,8 @@ from r2v.engines.compositor.loudness import match_loudness
 from r2v.engines.compositor.onsets import detect_onsets, loop_on_beats
 from r2v.engines.compositor.transfer import CameraTrack, estimate_camera
 from r2v.errors import ReferenceInvalid
+from r2v.media.aac import AUDIO_CHANNELS, AUDIO_RATE
 from r2v.media.decode import decode_audio
-from r2v.media.encode import AUDIO_CHANNELS, AUDIO_RATE
 from r2v.protocol import MAX_DURATION
 
 CLIP_LUFS = -20.0
