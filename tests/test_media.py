@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 
 from r2v.errors import GenerationFailed, ReferenceInvalid
+from r2v.media.aac import EncodePreset, encode_aac
 from r2v.media.decode import VideoFrameReader, decode_audio, load_image
-from r2v.media.encode import EncodePreset, Mp4Writer
+from r2v.media.encode import Mp4Writer
 from r2v.media.fit import apply_fit, fit_frame, plan_fit
 from r2v.media.formats import sniff
 from r2v.media.probe import MediaInfo, probe
@@ -350,6 +351,60 @@ def test_writer_gives_the_same_frames_every_time_in_both_presets(
                 writer.write(frame)
         hashes.append(frame_hashes(tmp_path / f"{run}.mp4"))
     assert all(h == hashes[0] for h in hashes)
+
+
+def _x264_settings(path: Path) -> dict[str, str]:
+    """The settings x264 wrote into its stream (the SEI message every x264 stream opens with)."""
+    data = path.read_bytes()
+    start = data.index(b"options: ") + len(b"options: ")
+    text = data[start : data.index(b"\x00", start)].decode()
+    return dict(item.split("=", 1) for item in text.split())
+
+
+def test_presets_encode_with_their_documented_x264_settings(tmp_path: Path) -> None:
+    settings = {}
+    for preset in ("fast", "standard"):
+        path = tmp_path / f"{preset}.mp4"
+        with Mp4Writer(path, 160, 128, preset=preset) as writer:
+            for frame in _frames(12, 160, 128):
+                writer.write(frame)
+        settings[preset] = _x264_settings(path)
+    fast, standard = settings["fast"], settings["standard"]
+    # fast: ultrafast (no B-frames, the simplest analysis) with CABAC and deblocking on.
+    assert (fast["subme"], fast["bframes"], fast["crf"]) == ("0", "0", "23.0")
+    assert (fast["cabac"], fast["deblock"], fast["aq"]) == ("1", "1:0:0", "0")
+    # standard: superfast's B-frames and intra partitions, trellis, no AQ, a higher CRF.
+    assert (standard["subme"], standard["bframes"], standard["crf"]) == ("1", "3", "24.0")
+    assert (standard["trellis"], standard["aq"], standard["8x8dct"]) == ("1", "0", "1")
+    assert fast["mbtree"] == standard["mbtree"] == "0"  # the same bytes for the same frames
+
+
+@pytest.mark.parametrize("preset", ["fast", "standard"])
+def test_a_coded_soundtrack_is_muxed_as_the_writer_would_code_it(
+    tmp_path: Path, preset: EncodePreset
+) -> None:
+    rng = np.random.default_rng(4)
+    sound = (rng.standard_normal((2, 48000)) * 0.2).astype(np.float32)
+    track = encode_aac(sound, preset)
+    files = {"raw": tmp_path / "raw.mp4", "coded": tmp_path / "coded.mp4"}
+    for name, path in files.items():
+        with Mp4Writer(path, 64, 64, preset=preset, audio=sound if name == "raw" else track) as out:
+            for frame in _frames(24, 64, 64):
+                out.write(frame)
+    assert files["raw"].read_bytes() == files["coded"].read_bytes()
+    with av.open(str(files["coded"])) as container:
+        decoded = np.concatenate([f.to_ndarray() for f in container.decode(audio=0)], axis=1)
+    # Decoded after both files were written: muxing left the track's own packets alone.
+    assert np.array_equal(track.heard(), decoded), "heard() is what a player decodes"
+
+
+def test_a_soundtrack_coded_for_the_other_preset_is_refused(tmp_path: Path) -> None:
+    track = encode_aac(_tone(1.0), "standard")
+    with pytest.raises(ValueError, match="coded for standard"):
+        with Mp4Writer(tmp_path / "mixed.mp4", 64, 64, preset="fast", audio=track) as out:
+            for frame in _frames(24, 64, 64):
+                out.write(frame)
+    assert not (tmp_path / "mixed.mp4").exists()
 
 
 def test_writer_accepts_rgba_like_rgb(tmp_path: Path) -> None:

@@ -6,7 +6,9 @@ memory stays bounded whatever the length. The soundtrack (a small array, or a `F
 one still being computed while the first frames are drawn) is encoded to AAC on a thread
 of its own as soon as it is there; the encoder thread muxes its packets in step with the
 video, so the muxer interleaves the two as it goes. On `close` the audio is padded with
-silence to the video's length, or cut at the last AAC frame that starts within it.
+silence to the video's length, or cut at the last AAC frame that starts within it. A
+soundtrack already coded (an `AacTrack`, see `r2v.media.aac`) is muxed as it is: cut the
+same way, but never padded.
 
 Colour: RGB is converted with OpenCV's `RGB2YUV_I420`, which is BT.601 limited range
 (black at Y=16, white at 235) and about ten times faster than swscale; the stream is tagged
@@ -23,7 +25,7 @@ from concurrent.futures import Future
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self
+from typing import Self, cast
 
 import av
 import av.error
@@ -32,33 +34,44 @@ import numpy as np
 from numpy.typing import NDArray
 
 from r2v.errors import GenerationFailed
+from r2v.media.aac import (
+    AAC_BIT_RATE,
+    AAC_FRAME,
+    AAC_OPTIONS,
+    AUDIO_RATE,
+    AacTrack,
+    EncodePreset,
+    Soundtrack,
+    audio_frame,
+    checked,
+)
 from r2v.protocol import FPS
-
-EncodePreset = Literal["fast", "standard"]
-Soundtrack = NDArray[np.float32]
-"""Float32 samples shaped (2, samples) at 48 kHz."""
-
-AUDIO_RATE = 48000
-AUDIO_CHANNELS = 2
 
 # "fast" is x264's fastest preset, ultrafast, with CABAC and the deblocking filter back on:
 # on a 2-core machine they cost no measurable time (CABAC writes fewer bits, which saves
 # about what its arithmetic costs) and give files a quarter smaller, without the blocking
 # plain ultrafast shows. It encodes 720p in about a third of veryfast's time, leaving the
-# rest of the budget to drawing. "standard" is x264's default, medium, at a lower CRF.
+# rest of the budget to drawing. "standard" is superfast, the next preset up, at CRF 24:
+# its B-frames, 4x4 and 8x8 intra partitions and weighted prediction make files 10-50%
+# smaller than fast's at a higher PSNR and SSIM on every kind of content measured
+# (bench/presets.py), for 1.5x ultrafast's encoding time. Trellis quantization adds
+# 0.1-0.2 dB for a few percent more time. Adaptive quantization is off: it moves bits to
+# flat areas, and on the soft gradients of a scene drawn from words it made files twice
+# the size of fast's for PSNR already above 52 dB. Slower presets give a little more per
+# byte (veryfast about 0.2 dB, medium 0.5 dB) for two to eight times the encoding time,
+# more than standard's budget (twice fast's time) allows.
 # Macroblock-tree rate control is off: with it, x264 on several threads (as PyAV's FFmpeg
 # runs it) does not give the same bytes for the same frames from run to run, and the same
-# request must decode to the same frames; ultrafast never uses it.
+# request must decode to the same frames; neither preset uses it by default.
 _X264: dict[EncodePreset, dict[str, str]] = {
     "fast": {"preset": "ultrafast", "crf": "23", "x264-params": "cabac=1:deblock=0,0"},
-    "standard": {"preset": "medium", "crf": "19", "x264-params": "mbtree=0"},
+    "standard": {
+        "preset": "superfast",
+        "crf": "24",
+        "x264-params": "mbtree=0:aq-mode=0:trellis=1",
+    },
 }
-# FFmpeg's "fast" AAC coder costs a third of the default "twoloop" at this bit rate, with
-# a quality difference few ears find; the standard preset keeps the default.
-_AAC: dict[EncodePreset, dict[str, str]] = {"fast": {"aac_coder": "fast"}, "standard": {}}
 _GOP_SECONDS = 2  # a keyframe every two seconds keeps scrubbing in players snappy
-_AAC_FRAME = 1024
-_AAC_BIT_RATE = 160_000
 _QUEUE_FRAMES = 4  # enough to absorb jitter between drawing and encoding, little memory
 _MUX_OPTIONS = {"movflags": "+faststart"}
 
@@ -83,13 +96,14 @@ class Mp4Writer:
         height: int,
         *,
         preset: EncodePreset = "fast",
-        audio: Soundtrack | Future[Soundtrack] | None = None,
+        audio: Soundtrack | AacTrack | Future[Soundtrack] | Future[AacTrack] | None = None,
         fps: int = FPS,
     ) -> None:
         if width % 2 or height % 2 or width <= 0 or height <= 0:
             raise ValueError(f"yuv420p needs an even, positive size; got {width}x{height}")
         if isinstance(audio, np.ndarray):
-            _checked(audio)
+            checked(audio)
+        self.preset = preset
         self.path = path
         self.width, self.height, self.fps = width, height, fps
         self.frames_written = 0
@@ -100,6 +114,7 @@ class Mp4Writer:
         self._audio: Soundtrack | None = None
         self._audio_packets: deque[av.Packet[av.AudioStream]] = deque()
         self._audio_encoded = 0  # samples the audio thread has handed to the AAC encoder
+        self._audio_coded = False  # whether the soundtrack came coded, packets and all
         try:
             self._container = av.open(str(path), "w", format="mp4", options=_MUX_OPTIONS)
         except (av.error.FFmpegError, OSError) as error:
@@ -118,9 +133,9 @@ class Mp4Writer:
         self._sound: av.AudioStream | None = None
         if audio is not None:
             self._sound = self._container.add_stream(
-                "aac", rate=AUDIO_RATE, layout="stereo", options=dict(_AAC[preset])
+                "aac", rate=AUDIO_RATE, layout="stereo", options=dict(AAC_OPTIONS[preset])
             )
-            self._sound.bit_rate = _AAC_BIT_RATE
+            self._sound.bit_rate = AAC_BIT_RATE
         try:
             # Both encoders open here, before the threads start: the muxer needs the AAC
             # configuration for the header, and each encoder is then used by one thread.
@@ -193,23 +208,45 @@ class Mp4Writer:
         self.frames_written += 1
         self._mux_audio(self.audio_samples_due)
 
-    def _encode_audio(self, source: Soundtrack | Future[Soundtrack]) -> None:
+    def _encode_audio(
+        self, source: Soundtrack | AacTrack | Future[Soundtrack] | Future[AacTrack]
+    ) -> None:
         # The audio thread: wait for the soundtrack, then encode every whole AAC frame of it;
-        # `close` encodes the rest once the video's length is known.
+        # `close` encodes the rest once the video's length is known. A coded one is queued.
         try:
-            samples = _checked(source.result() if isinstance(source, Future) else source)
+            soundtrack = source.result() if isinstance(source, Future) else source
+            if isinstance(soundtrack, AacTrack):
+                self._take_coded(soundtrack)
+                return
+            samples = checked(soundtrack)
             self._audio = samples
-            whole = samples.shape[1] // _AAC_FRAME * _AAC_FRAME
-            for start in range(0, whole, _AAC_FRAME):
+            whole = samples.shape[1] // AAC_FRAME * AAC_FRAME
+            for start in range(0, whole, AAC_FRAME):
                 if self._stopping or self._sound is None:
                     return
-                chunk = samples[:, start : start + _AAC_FRAME]
-                self._audio_packets.extend(self._sound.encode(_audio_frame(chunk, start)))
-                self._audio_encoded = start + _AAC_FRAME
+                chunk = samples[:, start : start + AAC_FRAME]
+                self._audio_packets.extend(self._sound.encode(audio_frame(chunk, start)))
+                self._audio_encoded = start + AAC_FRAME
         except av.error.FFmpegError as error:
             self._audio_failure = GenerationFailed(f"the audio encoder failed ({error})")
         except BaseException as error:  # noqa: BLE001 - handed over to the producer thread
             self._audio_failure = error
+
+    def _take_coded(self, track: AacTrack) -> None:
+        if track.preset != self.preset:
+            raise ValueError(f"a soundtrack coded for {track.preset} in a {self.preset} file")
+        if self._sound is None:
+            return
+        # Copies: muxing hands a packet's data over to the muxer, and the track is the
+        # caller's to decode again.
+        for packet in track.packets:
+            copy = cast("av.Packet[av.AudioStream]", av.Packet(bytes(packet)))
+            copy.pts, copy.dts, copy.duration = packet.pts, packet.dts, packet.duration
+            copy.time_base = packet.time_base
+            copy.stream = self._sound
+            self._audio_packets.append(copy)
+        self._audio_encoded = track.samples
+        self._audio_coded = True
 
     def _mux_audio(self, due: int) -> None:
         """Mux the encoded audio that starts before sample `due`, in order."""
@@ -226,14 +263,18 @@ class Mp4Writer:
         if self._sound is None:
             return
         due = self.audio_samples_due
+        if self._audio_coded:
+            self._mux_audio(due)
+            self._audio_packets.clear()  # what remains starts after the video's end
+            return
         samples = self._audio if self._audio is not None else np.zeros((2, 0), np.float32)
         position = self._audio_encoded
         while position < due:
-            count = min(_AAC_FRAME, due - position)
+            count = min(AAC_FRAME, due - position)
             chunk = samples[:, position : position + count]
             if chunk.shape[1] < count:  # the soundtrack is shorter than the video
                 chunk = np.pad(chunk, ((0, 0), (0, count - chunk.shape[1])))
-            self._audio_packets.extend(self._sound.encode(_audio_frame(chunk, position)))
+            self._audio_packets.extend(self._sound.encode(audio_frame(chunk, position)))
             position += count
         self._audio_packets.extend(self._sound.encode(None))
         self._mux_audio(due)
@@ -297,17 +338,3 @@ class Mp4Writer:
             self.close()
         else:
             self.abort()
-
-
-def _checked(audio: Soundtrack) -> Soundtrack:
-    if audio.ndim != 2 or audio.shape[0] != AUDIO_CHANNELS:
-        raise ValueError("audio must be float32 shaped (2, samples) at 48 kHz")
-    return np.ascontiguousarray(audio, dtype=np.float32)
-
-
-def _audio_frame(chunk: Soundtrack, start: int) -> av.AudioFrame:
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout="stereo")
-    frame.sample_rate = AUDIO_RATE
-    frame.pts = start
-    frame.time_base = Fraction(1, AUDIO_RATE)
-    return frame

@@ -48,7 +48,7 @@ from r2v.engines.compositor.prompt import Beat, Reading, read_prompt
 from r2v.engines.compositor.references import ReferenceBank
 from r2v.engines.compositor.scenery import ABSTRACT_INSTEAD, shown_by
 from r2v.engines.compositor.shots import FrameSource, Plates, RGBFrame, open_source
-from r2v.engines.compositor.sound import mix_soundtrack
+from r2v.engines.compositor.sound import encode_soundtrack
 from r2v.engines.compositor.storyboard import Shot, SoundCue, Storyboard, build_storyboard
 from r2v.grammar import adaptive_picture
 from r2v.media.encode import Mp4Writer
@@ -65,8 +65,9 @@ _FRAMES_SHARE = 0.95
 # A clip or sound this much shorter than its source was trimmed (below: rounding, not a cut).
 _TRIM_TOLERANCE = 0.1
 
-# Seconds per output megapixel-frame on a 2-core machine (measured), plus fixed costs.
-_SECONDS_PER_MEGAPIXEL_FRAME = {"fast": 0.006, "standard": 0.04}
+# Seconds per output megapixel-frame on a 2-core machine, plus fixed costs: measured by
+# bench/presets.py (standard takes about 1.3x fast's time).
+_SECONDS_PER_MEGAPIXEL_FRAME = {"fast": 0.006, "standard": 0.008}
 _SECONDS_PER_REFERENCE = 0.15
 _FIXED_SECONDS = 0.3
 
@@ -74,9 +75,11 @@ _FIXED_SECONDS = 0.3
 class CompositorEngine:
     """Renders storyboards of the references with camera moves, dissolves and a soundtrack.
 
-    Runs on any CPU. The "fast" preset warps with bilinear sampling and encodes with the
-    fastest x264 settings; "standard" warps bicubically, blurs fast camera moves and
-    encodes with a slower, better x264 preset.
+    Runs on any CPU. Both presets warp with bilinear sampling. "fast" blurs only whip-speed
+    camera moves and encodes with the fastest x264 settings; "standard" blurs any move of a
+    pixel or more a frame and encodes with x264's next preset up, which makes files about
+    half the size at the same or better quality for about 1.3x fast's time
+    (bench/presets.py).
     """
 
     name = "compositor"
@@ -109,14 +112,14 @@ class CompositorEngine:
         summary = summarize(request, board)
         context.progress(_PLAN_SHARE)
 
-        # 2. Prepare: the soundtrack is mixed on a thread of its own while the first frames
-        # are drawn (the writer encodes it when it is ready); pictures are prepared as their
-        # shots begin.
+        # 2. Prepare: the soundtrack is mixed and coded on a thread of its own while the
+        # first frames are drawn (the writer muxes it when it is ready); pictures are
+        # prepared as their shots begin.
         path = context.workspace / OUTPUT_NAME
         plates = Plates(request, board)
         finish = Finish(board)
         with ThreadPoolExecutor(1, thread_name_prefix="r2v-sound") as sound:
-            audio = sound.submit(mix_soundtrack, board, bank) if board.sound.cues else None
+            audio = sound.submit(encode_soundtrack, board, bank) if board.sound.cues else None
 
             # 3. Generate the frames and 4. encode them as they come.
             with Mp4Writer(

@@ -20,8 +20,8 @@ from r2v.engines.compositor.onsets import detect_onsets, loop_on_beats
 from r2v.engines.compositor.saliency import subject_point, thumbnail_size
 from r2v.engines.compositor.transfer import CameraTrack, estimate_camera
 from r2v.errors import ReferenceInvalid
+from r2v.media.aac import AUDIO_CHANNELS, AUDIO_RATE
 from r2v.media.decode import decode_audio, load_image
-from r2v.media.encode import AUDIO_CHANNELS, AUDIO_RATE
 from r2v.protocol import MAX_DURATION
 
 CLIP_LUFS = -20.0

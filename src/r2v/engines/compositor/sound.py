@@ -12,11 +12,17 @@ measured every millisecond (RMS over 10 ms); the gain falls in dB-linear ramps o
 through gaps between words, and comes back over 300 ms after it stops. The synthesized
 score, a filler, goes all the way under a video's own sound instead. The mix is then
 brought to -16 LUFS with its true peak limited to -1.5 dBTP (`loudness.master`), so it is
-neither clipped nor quieter than other media, and faded in and out.
+neither clipped nor quieter than other media, and faded in and out. Last, it is coded to
+AAC here (`encode_soundtrack`) and decoded again: where the coder rebuilds a peak above
+-1 dBTP (drum hits with the standard preset's coder come out 0.8 dB higher than they go
+in), the track is limited a little further and coded again (`loudness.limit_for_codec`),
+so the file as players decode it keeps the ceiling too. The writer muxes the packets as
+they are.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -24,7 +30,7 @@ from numpy.typing import NDArray
 
 from r2v.engines.compositor import clips
 from r2v.engines.compositor.clips import Audio
-from r2v.engines.compositor.loudness import master, match_loudness
+from r2v.engines.compositor.loudness import limit_for_codec, master, match_loudness
 from r2v.engines.compositor.onsets import loop_on_beats
 from r2v.engines.compositor.references import CLIP_LUFS, ReferenceBank
 from r2v.engines.compositor.score import synth_pad
@@ -35,7 +41,7 @@ from r2v.engines.compositor.storyboard import (
     Storyboard,
 )
 from r2v.engines.compositor.stretch import FRAME, time_stretch
-from r2v.media.encode import AUDIO_CHANNELS, AUDIO_RATE
+from r2v.media.aac import AUDIO_CHANNELS, AUDIO_RATE, AacTrack, encode_aac
 
 CUE_FADE_IN = 0.02
 CUE_FADE_OUT = 0.25
@@ -83,6 +89,13 @@ def mix_soundtrack(board: Storyboard, bank: ReferenceBank) -> Audio:
             pad *= clips.envelope(length, video_spans, 0.0, ramp)
         mix += pad
     return clips.fade(master(mix), TRACK_FADE_IN, TRACK_FADE_OUT)
+
+
+def encode_soundtrack(board: Storyboard, bank: ReferenceBank) -> AacTrack:
+    """The soundtrack as the file carries it: mixed, then coded with the preset's AAC
+    settings, its true peak held under -1 dBTP as players decode it."""
+    encode = functools.partial(encode_aac, preset=board.preset)
+    return limit_for_codec(mix_soundtrack(board, bank), encode)
 
 
 def duck_gain(key: Audio, rate: int = AUDIO_RATE) -> NDArray[np.float32]:

@@ -17,8 +17,8 @@ from numpy.typing import NDArray
 from r2v.engines.base import EngineRequest
 from r2v.errors import ReferenceInvalid
 from r2v.grammar import find_mentions
+from r2v.media.aac import AUDIO_CHANNELS, AUDIO_RATE
 from r2v.media.decode import decode_audio
-from r2v.media.encode import AUDIO_CHANNELS, AUDIO_RATE
 from r2v.protocol import MAX_DURATION
 
 Audio = NDArray[np.float32]
