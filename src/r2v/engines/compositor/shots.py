@@ -81,9 +81,8 @@ def prepare_plate(
 
     Large JPEGs decode at a reduced scale still at least the plate's size, and the plate is
     made with INTER_AREA, so each frame is only one warp of an image its own size. Plates
-    are RGBA: OpenCV's warps have vectorised four-channel paths (bilinear about twice as
-    fast as for three channels, bicubic a quarter faster), and the encoder takes RGBA
-    frames as they are.
+    are RGBA: OpenCV's bilinear warp has a vectorised four-channel path (about twice as
+    fast as for three channels), and the encoder takes RGBA frames as they are.
     """
     size = plate_size(board.size, scale)
     try:
