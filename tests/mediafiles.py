@@ -3,7 +3,7 @@
 `make_image`, `make_video`, `make_ball_video`, `make_wav` and `make_mp3` write files a
 client could send; `decode_summary` and `frame_hashes` decode a file independently of
 `r2v.media`, so tests can check what the server wrote without trusting the code that
-wrote it.
+wrote it. `engine_request` is the request those files go into.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import math
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import av
 import cv2
@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from r2v.engines.base import EngineRequest
 from r2v.engines.compositor.loudness import TRUE_PEAK_PHASES
 
 ImageFormat = Literal["JPEG", "PNG", "WEBP"]
@@ -57,6 +58,23 @@ def pattern(width: int, height: int, seed: int = 0) -> NDArray[np.uint8]:
         cv2.line(canvas, (gx, 0), (gx, height - 1), (20, 20, 20), 1)
     cv2.circle(canvas, (width // 3, height // 2), max(2, unit), (255, 250, 240), -1)
     return canvas
+
+
+def engine_request(prompt: str, **changes: Any) -> EngineRequest:
+    """A request for 4 silent seconds of fast 480p 16:9 with seed 7 and no references, with
+    `changes` (any field) on top: the cheapest render, so a test names only what it is about.
+    A test's expectations rest on its seed and flags, so it keeps passing the ones it had."""
+    base = EngineRequest(
+        model="seedance-2.0-fast-reference-to-video",
+        preset="fast",
+        prompt=prompt,
+        resolution="480p",
+        aspect_ratio="16:9",
+        duration=4,
+        generate_audio=False,
+        seed=7,
+    )
+    return replace(base, **changes)
 
 
 def make_image(

@@ -28,6 +28,7 @@ from tests.mediafiles import (
     decode_summary,
     decoded_audio,
     decoded_frames,
+    engine_request,
     frame_hashes,
     make_image,
     make_mp3,
@@ -58,17 +59,8 @@ def refs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def request(**changes: Any) -> EngineRequest:
-    base = EngineRequest(
-        model="seedance-2.0-fast-reference-to-video",
-        preset="fast",
-        prompt="A quiet morning.",
-        resolution="480p",
-        aspect_ratio="16:9",
-        duration=4,
-        generate_audio=True,
-        seed=42,
-    )
-    return dataclasses.replace(base, **changes)
+    defaults: dict[str, Any] = {"prompt": "A quiet morning.", "generate_audio": True, "seed": 42}
+    return engine_request(**(defaults | changes))
 
 
 def render(req: EngineRequest, workspace: Path) -> tuple[Path, LocalContext]:

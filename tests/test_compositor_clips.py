@@ -29,6 +29,7 @@ from tests.mediafiles import (
     BALL_BACKGROUND,
     decoded_audio,
     decoded_frames,
+    engine_request,
     make_ball_video,
     make_image,
 )
@@ -57,18 +58,8 @@ def refs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def request(refs: dict[str, Any], prompt: str, *videos: str, **changes: Any) -> EngineRequest:
-    base = EngineRequest(
-        model="seedance-2.0-fast-reference-to-video",
-        preset="fast",
-        prompt=prompt,
-        resolution="480p",
-        aspect_ratio="16:9",
-        duration=4,
-        generate_audio=True,
-        seed=11,
-        videos=tuple(refs[name] for name in videos),
-    )
-    return dataclasses.replace(base, **changes)
+    defaults = {"generate_audio": True, "seed": 11, "videos": tuple(refs[name] for name in videos)}
+    return engine_request(prompt, **(defaults | changes))
 
 
 def render(req: EngineRequest, folder: Path) -> tuple[Storyboard, Path]:

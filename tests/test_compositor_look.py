@@ -9,7 +9,6 @@ with the picture's subject in the middle of the frame.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,14 @@ from r2v.engines.compositor.motion import margin_at
 from r2v.engines.compositor.shots import Plates, open_source
 from r2v.engines.compositor.storyboard import build_storyboard
 from r2v.protocol import Storyboard as WireStoryboard
-from tests.mediafiles import decoded_frames, difference, frame_hashes, make_video, pattern
+from tests.mediafiles import (
+    decoded_frames,
+    difference,
+    engine_request,
+    frame_hashes,
+    make_video,
+    pattern,
+)
 
 Frame = NDArray[np.uint8]
 Floats = NDArray[np.float64]
@@ -83,12 +89,7 @@ def refs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def request(refs: dict[str, Any], prompt: str, **changes: Any) -> EngineRequest:
     images = tuple(refs[name] for name in changes.pop("images", ("scene",)))
     videos = tuple(refs[name] for name in changes.pop("videos", ()))
-    base = EngineRequest(
-        model="seedance-2.0-fast-reference-to-video", preset="fast", prompt=prompt,
-        resolution="480p", aspect_ratio="16:9", duration=4, generate_audio=False, seed=3,
-        images=images, videos=videos,
-    )  # fmt: skip
-    return dataclasses.replace(base, **changes)
+    return engine_request(prompt, **({"seed": 3, "images": images, "videos": videos} | changes))
 
 
 def render(req: EngineRequest, folder: Path) -> Path:

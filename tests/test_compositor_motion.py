@@ -7,7 +7,6 @@ OpenCV's ECC alignment gives how it scaled.
 
 from __future__ import annotations
 
-import dataclasses
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,14 @@ from r2v.errors import RequestCancelled
 from r2v.media.fit import fit_frame
 from r2v.protocol import OUTPUT_SIZES
 from tests import mediafiles
-from tests.mediafiles import decoded_frames, difference, make_camera_video, make_image, pattern
+from tests.mediafiles import (
+    decoded_frames,
+    difference,
+    engine_request,
+    make_camera_video,
+    make_image,
+    pattern,
+)
 
 Frame = NDArray[np.uint8]
 
@@ -50,25 +56,15 @@ def refs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
-def render(refs: dict[str, Any], prompt: str, folder: Path, **changes: Any) -> list[Frame]:
+def request(refs: dict[str, Any], prompt: str, **changes: Any) -> EngineRequest:
     images = tuple(refs[name] for name in changes.pop("images", ("a",)))
     videos = tuple(refs[name] for name in changes.pop("videos", ()))
-    request = EngineRequest(
-        model="seedance-2.0-fast-reference-to-video",
-        preset="fast",
-        prompt=prompt,
-        resolution="480p",
-        aspect_ratio="16:9",
-        duration=4,
-        generate_audio=False,
-        seed=3,
-        images=images,
-        videos=videos,
-    )
+    return engine_request(prompt, **({"seed": 3, "images": images, "videos": videos} | changes))
+
+
+def render(refs: dict[str, Any], prompt: str, folder: Path, **changes: Any) -> list[Frame]:
     folder.mkdir(parents=True, exist_ok=True)
-    result = CompositorEngine().generate(
-        dataclasses.replace(request, **changes), LocalContext(folder)
-    )
+    result = CompositorEngine().generate(request(refs, prompt, **changes), LocalContext(folder))
     return decoded_frames(result.path)
 
 
@@ -201,21 +197,10 @@ def test_cancellation_reaches_the_motion_analysis(refs: dict[str, Any], tmp_path
             if len(self.reported) > 1:  # the first report opens the render; then: stop
                 raise RequestCancelled("cancelled by the client")
 
-    request = EngineRequest(
-        model="seedance-2.0-fast-reference-to-video",
-        preset="fast",
-        prompt="@Image1, camera of @Video1",
-        resolution="480p",
-        aspect_ratio="16:9",
-        duration=4,
-        generate_audio=False,
-        seed=3,
-        images=(refs["a"],),
-        videos=(refs["right"],),
-    )
+    req = request(refs, "@Image1, camera of @Video1", videos=("right",))
     context = CancelledAfterStart(tmp_path)
     with pytest.raises(RequestCancelled):
-        CompositorEngine().generate(request, context)
+        CompositorEngine().generate(req, context)
     assert context.reported == [0.0, 0.0]  # stopped inside the analysis, before any frame
     assert not list(tmp_path.iterdir())
 
@@ -387,14 +372,10 @@ def test_a_whip_pan_crosses_the_frame_with_motion_blur(
     ],
 )
 def test_static_is_exactly_still(refs: dict[str, Any], tmp_path: Path, prompt: str) -> None:
-    request = EngineRequest(
-        model="seedance-2.0-fast-reference-to-video", preset="fast", prompt=prompt,
-        resolution="480p", aspect_ratio="16:9", duration=4, generate_audio=False, seed=3,
-        images=(refs["a"],),
-    )  # fmt: skip
-    board = build_storyboard(request)
+    req = request(refs, prompt)
+    board = build_storyboard(req)
     (shot,) = board.shots
-    source = open_source(shot, request, board, Plates(request, board))
+    source = open_source(shot, req, board, Plates(req, board))
     drawn = [source.frame(n).copy() for n in range(shot.start, shot.end)]
     assert all(np.array_equal(drawn[0], frame) for frame in drawn), "identical frames"
     frames = render(refs, prompt, tmp_path)

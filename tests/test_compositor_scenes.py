@@ -4,9 +4,7 @@ below; a city has upright edges; space is black with stars)."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -17,23 +15,9 @@ from r2v.engines.base import EngineRequest, LocalContext, RenderSummary
 from r2v.engines.compositor import CompositorEngine
 from r2v.engines.compositor.ambient import AmbientRenderer, make_scene
 from r2v.engines.compositor.engine import summarize
-from tests.mediafiles import decoded_frames, frame_hashes
+from tests.mediafiles import decoded_frames, engine_request, frame_hashes
 
 Frame = NDArray[np.uint8]
-
-
-def request(prompt: str, **changes: Any) -> EngineRequest:
-    base = EngineRequest(
-        model="seedance-2.0-fast-reference-to-video",
-        preset="fast",
-        prompt=prompt,
-        resolution="480p",
-        aspect_ratio="16:9",
-        duration=4,
-        generate_audio=False,
-        seed=7,
-    )
-    return dataclasses.replace(base, **changes)
 
 
 def render(req: EngineRequest, workspace: Path) -> tuple[Path, RenderSummary]:
@@ -97,7 +81,7 @@ def shows(summary: RenderSummary) -> list[str]:
 
 
 def test_a_calm_sea_at_dawn(tmp_path: Path) -> None:
-    path, summary = render(request("a calm sea at dawn"), tmp_path / "a")
+    path, summary = render(engine_request("a calm sea at dawn"), tmp_path / "a")
     assert shows(summary) == ["the words: a sea at dawn"]
     frame = middle_frame(path)
     height = frame.shape[0]
@@ -114,12 +98,12 @@ def test_a_calm_sea_at_dawn(tmp_path: Path) -> None:
     across, down = edges(water)
     assert down > across, "water's edges lie along the horizon"
 
-    again = render(request("a calm sea at dawn"), tmp_path / "b")[0]
+    again = render(engine_request("a calm sea at dawn"), tmp_path / "b")[0]
     assert again.read_bytes() == path.read_bytes()
 
 
 def test_the_water_moves_under_a_still_camera(tmp_path: Path) -> None:
-    path, summary = render(request("a calm sea at dawn, static camera"), tmp_path)
+    path, summary = render(engine_request("a calm sea at dawn, static camera"), tmp_path)
     assert [shot.camera for shot in summary.shots] == ["static"]
     frames = [f.astype(np.int16) for f in decoded_frames(path)[40:44]]
     height = frames[0].shape[0]
@@ -133,7 +117,7 @@ def test_the_water_moves_under_a_still_camera(tmp_path: Path) -> None:
 
 
 def test_mountains_at_night(tmp_path: Path) -> None:
-    path, summary = render(request("mountains at night"), tmp_path)
+    path, summary = render(engine_request("mountains at night"), tmp_path)
     assert shows(summary) == ["the words: mountains at night"]
     frame = middle_frame(path)
     height = frame.shape[0]
@@ -154,7 +138,7 @@ def test_mountains_at_night(tmp_path: Path) -> None:
 
 
 def test_a_city_skyline_at_dusk(tmp_path: Path) -> None:
-    path, summary = render(request("a city skyline at dusk"), tmp_path)
+    path, summary = render(engine_request("a city skyline at dusk"), tmp_path)
     assert shows(summary) == ["the words: a city skyline at dusk"]
     frame = middle_frame(path)
     height = frame.shape[0]
@@ -166,7 +150,7 @@ def test_a_city_skyline_at_dusk(tmp_path: Path) -> None:
 
 
 def test_a_forest_in_the_morning(tmp_path: Path) -> None:
-    path, summary = render(request("a forest in the morning"), tmp_path)
+    path, summary = render(engine_request("a forest in the morning"), tmp_path)
     assert shows(summary) == ["the words: a forest in the morning"]
     frame = middle_frame(path)
     height = frame.shape[0]
@@ -177,7 +161,7 @@ def test_a_forest_in_the_morning(tmp_path: Path) -> None:
 
 
 def test_a_desert_at_noon(tmp_path: Path) -> None:
-    path, summary = render(request("desert at noon"), tmp_path)
+    path, summary = render(engine_request("desert at noon"), tmp_path)
     assert shows(summary) == ["the words: a desert at noon"]
     frame = middle_frame(path)
     height = frame.shape[0]
@@ -190,7 +174,7 @@ def test_a_desert_at_noon(tmp_path: Path) -> None:
 
 
 def test_outer_space(tmp_path: Path) -> None:
-    path, summary = render(request("outer space"), tmp_path)
+    path, summary = render(engine_request("outer space"), tmp_path)
     assert shows(summary) == ["the words: outer space"]
     frame = middle_frame(path)
     light = luma(frame)
@@ -203,7 +187,7 @@ def test_outer_space(tmp_path: Path) -> None:
 
 
 def test_a_field_at_golden_hour(tmp_path: Path) -> None:
-    path, summary = render(request("a field at golden hour"), tmp_path)
+    path, summary = render(engine_request("a field at golden hour"), tmp_path)
     assert shows(summary) == ["the words: a field at golden hour"]
     frame = middle_frame(path)
     height = frame.shape[0]
@@ -215,7 +199,7 @@ def test_a_field_at_golden_hour(tmp_path: Path) -> None:
 
 
 def test_chinese_words_draw_the_same_places(tmp_path: Path) -> None:
-    path, summary = render(request("黄昏的海边"), tmp_path / "sea")
+    path, summary = render(engine_request("黄昏的海边"), tmp_path / "sea")
     assert shows(summary) == ["the words: a sea at dusk"]
     frame = middle_frame(path)
     height = frame.shape[0]
@@ -224,7 +208,7 @@ def test_chinese_words_draw_the_same_places(tmp_path: Path) -> None:
     top, glow = channel_means(frame[: height // 8]), channel_means(frame[height // 3 : height // 2])
     assert top[2] > top[0] and glow[0] > glow[2], "dusk: indigo above, warm at the horizon"
 
-    path, summary = render(request("夜晚的城市"), tmp_path / "city")
+    path, summary = render(engine_request("夜晚的城市"), tmp_path / "city")
     assert shows(summary) == ["the words: a city skyline at night"]
     frame = middle_frame(path)
     assert luma(frame[: height // 6]).mean() < 50, "a night sky"
@@ -235,7 +219,7 @@ def test_chinese_words_draw_the_same_places(tmp_path: Path) -> None:
 
 
 def test_unknown_words_draw_the_abstract_scene(tmp_path: Path) -> None:
-    req = request("the feeling of a memory")
+    req = engine_request("the feeling of a memory")
     path, summary = render(req, tmp_path)
     assert shows(summary) == ["the words: an abstract scene"]
     assert [shot.camera for shot in summary.shots] == ["static"]
@@ -255,8 +239,8 @@ def test_unknown_words_draw_the_abstract_scene(tmp_path: Path) -> None:
 
 def test_seeds_give_different_scenes(tmp_path: Path) -> None:
     prompt = "mountains at dawn"
-    one = render(request(prompt), tmp_path / "a")[0]
-    other = render(request(prompt, seed=8), tmp_path / "b")[0]
+    one = render(engine_request(prompt), tmp_path / "a")[0]
+    other = render(engine_request(prompt, seed=8), tmp_path / "b")[0]
     assert not set(frame_hashes(one)) & set(frame_hashes(other))
     a, b = middle_frame(one).astype(int), middle_frame(other).astype(int)
     assert np.abs(a - b).mean() > 8, "another seed draws other ridges, not the same ones moved"
@@ -273,7 +257,7 @@ def test_seeds_give_different_scenes(tmp_path: Path) -> None:
     ],
 )
 def test_each_sentence_draws_its_own_scene(prompt: str, expected: list[str]) -> None:
-    req = request(prompt, duration=6)
+    req = engine_request(prompt, duration=6)
     summary = summarize(req, CompositorEngine().plan(req))
     assert shows(summary) == [f"the words: {scene}" for scene in expected]
     assert [shot.words for shot in summary.shots] == [
@@ -283,7 +267,7 @@ def test_each_sentence_draws_its_own_scene(prompt: str, expected: list[str]) -> 
 
 def test_a_drawn_scene_moves_its_camera_as_the_words_say() -> None:
     def cameras(prompt: str, seed: int = 7) -> list[str]:
-        req = request(prompt, seed=seed)
+        req = engine_request(prompt, seed=seed)
         return [shot.camera for shot in summarize(req, CompositorEngine().plan(req)).shots]
 
     assert cameras("a forest at dusk, the camera pans left") == ["pan_left"]
@@ -294,12 +278,12 @@ def test_a_drawn_scene_moves_its_camera_as_the_words_say() -> None:
 
 
 def test_neon_lights_a_city_at_night_and_weather_hides_the_sun(tmp_path: Path) -> None:
-    path, summary = render(request("A neon city skyline."), tmp_path / "neon")
+    path, summary = render(engine_request("A neon city skyline."), tmp_path / "neon")
     assert summary.shots[0].shows == "the words: a city skyline at night"
     assert luma(middle_frame(path)[: middle_frame(path).shape[0] // 3]).mean() < 60, "a dark sky"
 
     def brightest_in_sky(prompt: str, folder: str) -> float:
-        frame = middle_frame(render(request(prompt), tmp_path / folder)[0])
+        frame = middle_frame(render(engine_request(prompt), tmp_path / folder)[0])
         return float(np.percentile(luma(frame[: frame.shape[0] // 2]), 99.9))
 
     sunny, rainy = (

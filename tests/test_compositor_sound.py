@@ -36,6 +36,7 @@ from tests.mediafiles import (
     band_level,
     decoded_audio,
     decoded_frames,
+    engine_request,
     make_beats_wav,
     make_bursts_wav,
     make_image,
@@ -88,22 +89,8 @@ def _scaled_wav(path: Path, amplitude: float) -> Path:
 
 
 def render(refs: dict[str, Any], prompt: str, folder: Path, **changes: Any) -> Path:
-    request = EngineRequest(
-        model="seedance-2.0-fast-reference-to-video",
-        preset="fast",
-        prompt=prompt,
-        resolution="480p",
-        aspect_ratio="16:9",
-        duration=5,
-        generate_audio=True,
-        seed=5,
-        images=refs["images"][:2],
-    )
     folder.mkdir(parents=True, exist_ok=True)
-    result = CompositorEngine().generate(
-        dataclasses.replace(request, **changes), LocalContext(folder)
-    )
-    return result.path
+    return CompositorEngine().generate(_request(refs, prompt, **changes), LocalContext(folder)).path
 
 
 def rms(samples: NDArray[np.float32], start: float, end: float) -> float:
@@ -379,15 +366,6 @@ def test_loud_material_stays_under_minus_one_dbtp_through_aac(
     assert integrated_loudness(decoded) >= integrated_loudness(alone) - overshoot - 0.5
 
 
-def _request(refs: dict[str, Any], prompt: str) -> EngineRequest:
-    return EngineRequest(
-        model="seedance-2.0-fast-reference-to-video",
-        preset="fast",
-        prompt=prompt,
-        resolution="480p",
-        aspect_ratio="16:9",
-        duration=5,
-        generate_audio=True,
-        seed=5,
-        images=refs["images"][:2],
-    )
+def _request(refs: dict[str, Any], prompt: str, **changes: Any) -> EngineRequest:
+    defaults = {"duration": 5, "generate_audio": True, "seed": 5, "images": refs["images"][:2]}
+    return engine_request(prompt, **(defaults | changes))

@@ -34,6 +34,7 @@ from r2v.engines.diffusers.engine import OUTPUT_NAME  # noqa: E402
 from r2v.errors import EngineUnavailable, RequestCancelled  # noqa: E402
 from tests.mediafiles import (  # noqa: E402
     decode_summary,
+    engine_request,
     frame_hashes,
     make_image,
     make_video,
@@ -85,19 +86,12 @@ def engine(weights: Path) -> DiffusersEngine:
 
 
 def request(refs: dict[str, Any], **changes: Any) -> EngineRequest:
-    values: dict[str, Any] = {
-        "model": "seedance-2.0-fast-reference-to-video",
-        "preset": "fast",
+    defaults: dict[str, Any] = {
         "prompt": "@Image1 as the first frame, the dog walks in the park",
-        "resolution": "480p",
-        "aspect_ratio": "16:9",
-        "duration": 4,
         "generate_audio": True,
-        "seed": 7,
         "images": (refs["photo"],),
     }
-    values.update(changes)
-    return EngineRequest(**values)
+    return engine_request(**(defaults | changes))
 
 
 def render(

@@ -40,6 +40,7 @@ from r2v.engines.diffusers.plan import (
 from r2v.engines.diffusers.prompt import conditioning_video, find_pins, rewrite_prompt
 from r2v.errors import EngineUnavailable
 from r2v.protocol import FPS, OUTPUT_SIZES
+from tests.mediafiles import engine_request
 
 ROOT = Path(__file__).resolve().parent.parent
 WAN_14B = {
@@ -49,18 +50,15 @@ WAN_14B = {
 
 
 def request(**changes: Any) -> EngineRequest:
-    values: dict[str, Any] = {
+    defaults: dict[str, Any] = {
         "model": "seedance-2.0-reference-to-video",
         "preset": "standard",
         "prompt": "A dog walks in the park",
-        "resolution": "480p",
-        "aspect_ratio": "16:9",
         "duration": 5,
         "generate_audio": True,
         "seed": 1,
     }
-    values.update(changes)
-    return EngineRequest(**values)
+    return engine_request(**(defaults | changes))
 
 
 def image(n: int = 0) -> ImageInput:

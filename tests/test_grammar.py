@@ -4,7 +4,6 @@ engine follows the same picture for `adaptive`."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -110,20 +109,12 @@ CORPUS = [
 
 def engine_request(prompt: str, **changes: Any) -> EngineRequest:
     """A request with `COUNTS` references; nothing here opens their files."""
-    base = EngineRequest(
-        model=FAST,
-        preset="fast",
-        prompt=prompt,
-        resolution="480p",
-        aspect_ratio="16:9",
-        duration=4,
-        generate_audio=False,
-        seed=7,
-        images=tuple(ImageInput(Path(f"/nowhere/{n}.jpg"), 640, 480) for n in range(3)),
-        videos=(VideoInput(Path("/nowhere/v.mp4"), 320, 240, 3.0, 24.0, True),),
-        audios=(AudioInput(Path("/nowhere/a.wav"), 3.0),),
-    )
-    return dataclasses.replace(base, **changes)
+    refs = {
+        "images": tuple(ImageInput(Path(f"/nowhere/{n}.jpg"), 640, 480) for n in range(3)),
+        "videos": (VideoInput(Path("/nowhere/v.mp4"), 320, 240, 3.0, 24.0, True),),
+        "audios": (AudioInput(Path("/nowhere/a.wav"), 3.0),),
+    }
+    return mediafiles.engine_request(prompt, **(refs | changes))
 
 
 def validate(prompt: str, **counts: int) -> str | None:

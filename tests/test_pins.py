@@ -42,18 +42,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[ImageInput, ...]:
 
 
 def request(images: tuple[ImageInput, ...], prompt: str, **changes: Any) -> EngineRequest:
-    base = EngineRequest(
-        model="seedance-2.0-fast-reference-to-video",
-        preset="fast",
-        prompt=prompt,
-        resolution="480p",
-        aspect_ratio="16:9",
-        duration=4,
-        generate_audio=False,
-        seed=7,
-        images=images,
-    )
-    return dataclasses.replace(base, **changes)
+    return mediafiles.engine_request(prompt, **({"images": images} | changes))
 
 
 def ends(board: Storyboard) -> list[tuple[str, set[str]]]:

@@ -41,7 +41,14 @@ from r2v.engines.compositor.storyboard import build_storyboard
 from r2v.media.decode import VideoFrameReader, load_image
 from r2v.media.fit import fit_frame
 from tests.bigmedia import make_big_png, make_big_video
-from tests.mediafiles import decode_summary, make_image, make_video, make_wav, pattern
+from tests.mediafiles import (
+    decode_summary,
+    engine_request,
+    make_image,
+    make_video,
+    make_wav,
+    pattern,
+)
 
 BUDGET_MB = 400
 """Peak resident memory a render may add to the idle process."""
@@ -75,10 +82,9 @@ def worst_refs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def worst_request(refs: dict[str, Any], preset: Preset) -> EngineRequest:
-    return EngineRequest(
-        model="seedance-2.0-fast-reference-to-video",
+    return engine_request(
+        PROMPT,
         preset=preset,
-        prompt=PROMPT,
         resolution="720p",
         aspect_ratio="21:9",
         duration=SECONDS,
@@ -191,17 +197,8 @@ def test_pictures_shown_during_videos_are_prepared_before_the_videos_open(
         for n in (1, 2)
     )
     picture = ImageInput(make_image(tmp_path / "still.jpg", 640, 360, seed=3), 640, 360)
-    request = EngineRequest(
-        model="seedance-2.0-fast-reference-to-video",
-        preset="fast",
-        prompt="@Video1, then @Video2, then @Image1.",
-        resolution="480p",
-        aspect_ratio="16:9",
-        duration=4,
-        generate_audio=False,
-        seed=3,
-        images=(picture,),
-        videos=clips,
+    request = engine_request(
+        "@Video1, then @Video2, then @Image1.", seed=3, images=(picture,), videos=clips
     )
     board = build_storyboard(request)
     assert [shot.label for shot in board.shots] == ["@Video1", "@Video2", "@Image1"]
@@ -226,13 +223,11 @@ def _measure(refs: dict[str, Any], preset: Preset) -> dict[str, Any]:
     """Render the worst request in this (fresh) process and report its memory."""
     root = Path(refs["workspace"]) / f"child-{preset}"
     engine = CompositorEngine()
-    warmup = EngineRequest(
-        model="seedance-2.0-fast-reference-to-video",
+    warmup = engine_request(
+        "@Image1 at dawn.",
         preset=preset,
-        prompt="@Image1 at dawn.",
         resolution="720p",
         aspect_ratio="21:9",
-        duration=4,
         generate_audio=True,
         seed=1,
         images=(ImageInput(Path(refs["warmup"]), 320, 240),),

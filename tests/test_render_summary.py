@@ -29,7 +29,7 @@ from r2v.db.connect import Database, open_database
 from r2v.db.keys import SqlKeyStore
 from r2v.db.migrate import MIGRATIONS, upgrade
 from r2v.db.store import SqlStore
-from r2v.engines.base import AudioInput, EngineRequest, ImageInput, RenderSummary, VideoInput
+from r2v.engines.base import AudioInput, ImageInput, RenderSummary, VideoInput
 from r2v.engines.compositor.engine import CompositorEngine, summarize
 from r2v.protocol import FPS, CreateVideoRequest, Storyboard, TaskInfo, TaskObject
 from r2v.storage.local import LocalBlobStore
@@ -38,7 +38,15 @@ from r2v.tasks.links import LinkSigner
 from r2v.tasks.ports import KeyLimits
 from r2v.tasks.service import TaskService
 from tests.conftest import LiveServer, make_settings, wait_for
-from tests.mediafiles import decoded_frames, difference, fitted, make_image, make_video, make_wav
+from tests.mediafiles import (
+    decoded_frames,
+    difference,
+    engine_request,
+    fitted,
+    make_image,
+    make_video,
+    make_wav,
+)
 from tests.refserver import RefServer
 
 FAST = "seedance-2.0-fast-reference-to-video"
@@ -223,9 +231,9 @@ def test_the_plan_warns_of_audio_cut_short_and_clips_never_named(tmp_path: Path)
     photo = make_image(tmp_path / "a.jpg", 640, 480, seed=1)
     music = make_wav(tmp_path / "music.wav", seconds=9.0)
     voice = make_wav(tmp_path / "voice.wav", seconds=2.0)
-    request = EngineRequest(
-        model=FAST, preset="fast", prompt="@Image1 at dusk, @Audio1 as background music",
-        resolution="480p", aspect_ratio="1:1", duration=6, generate_audio=True, seed=1,
+    request = engine_request(
+        "@Image1 at dusk, @Audio1 as background music",
+        aspect_ratio="1:1", duration=6, generate_audio=True, seed=1,
         images=(ImageInput(photo, 640, 480),),
         audios=(AudioInput(music, 9.0), AudioInput(voice, 2.0)),
     )  # fmt: skip
@@ -249,9 +257,9 @@ def test_the_plan_warns_of_audio_cut_short_and_clips_never_named(tmp_path: Path)
 
 def test_the_stored_json_is_the_wire_shape(tmp_path: Path) -> None:
     clip = make_video(tmp_path / "clip.mp4", 160, 120, seconds=3.0, audio=True)
-    request = EngineRequest(
-        model=FAST, preset="fast", prompt="@Video1, then @Image1 in the camera of @Video1",
-        resolution="480p", aspect_ratio="16:9", duration=5, generate_audio=True, seed=3,
+    request = engine_request(
+        "@Video1, then @Image1 in the camera of @Video1",
+        duration=5, generate_audio=True, seed=3,
         images=(ImageInput(make_image(tmp_path / "a.png", 300, 200, "PNG"), 300, 200),),
         videos=(VideoInput(clip, 160, 120, 3.0, 24.0, True),),
     )  # fmt: skip

@@ -13,7 +13,14 @@ from r2v.engines.compositor.motion import REST
 from r2v.engines.compositor.prompt import read_prompt
 from r2v.engines.compositor.storyboard import Storyboard, build_storyboard
 from r2v.protocol import OUTPUT_SIZES
-from tests.mediafiles import make_beats_wav, make_camera_video, make_image, make_video, make_wav
+from tests.mediafiles import (
+    engine_request,
+    make_beats_wav,
+    make_camera_video,
+    make_image,
+    make_video,
+    make_wav,
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,18 +48,7 @@ def request(refs: dict[str, Any], prompt: str, **changes: Any) -> EngineRequest:
         key: tuple(refs[name] for name in changes.pop(key, default))
         for key, default in kinds.items()
     }
-    base = EngineRequest(
-        model="seedance-2.0-fast-reference-to-video",
-        preset="fast",
-        prompt=prompt,
-        resolution="480p",
-        aspect_ratio="16:9",
-        duration=6,
-        generate_audio=True,
-        seed=7,
-        **resolved,
-    )
-    return dataclasses.replace(base, **changes)
+    return engine_request(prompt, **({"duration": 6, "generate_audio": True} | resolved | changes))
 
 
 def labels(board: Storyboard) -> list[str]:
