@@ -19,9 +19,9 @@ from numpy.typing import NDArray
 
 from r2v.engines.base import EngineRequest, ImageInput, LocalContext, VideoInput
 from r2v.engines.compositor import CompositorEngine
-from r2v.engines.compositor.engine import summarize
 from r2v.engines.compositor.storyboard import Shot, Storyboard, build_storyboard
 from r2v.engines.compositor.stretch import time_stretch
+from r2v.engines.compositor.summary import summarize
 from r2v.engines.compositor.timeline import GIVE_WAY_FRAMES
 from r2v.media.fit import fit_frame
 from r2v.protocol import FPS

@@ -20,10 +20,10 @@ from numpy.typing import NDArray
 
 from r2v.engines.base import EngineRequest, ImageInput, LocalContext, VideoInput
 from r2v.engines.compositor import CompositorEngine
-from r2v.engines.compositor.engine import summarize
 from r2v.engines.compositor.motion import margin_at
 from r2v.engines.compositor.shots import Plates, open_source
 from r2v.engines.compositor.storyboard import build_storyboard
+from r2v.engines.compositor.summary import summarize
 from r2v.protocol import Storyboard as WireStoryboard
 from tests.mediafiles import (
     decoded_frames,

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 from r2v.engines.base import EngineRequest, LocalContext, RenderSummary
 from r2v.engines.compositor import CompositorEngine
 from r2v.engines.compositor.ambient import AmbientRenderer, make_scene
-from r2v.engines.compositor.engine import summarize
+from r2v.engines.compositor.summary import summarize
 from tests.mediafiles import decoded_frames, engine_request, frame_hashes
 
 Frame = NDArray[np.uint8]

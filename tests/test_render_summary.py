@@ -30,7 +30,8 @@ from r2v.db.keys import SqlKeyStore
 from r2v.db.migrate import MIGRATIONS, upgrade
 from r2v.db.store import SqlStore
 from r2v.engines.base import AudioInput, ImageInput, RenderSummary, VideoInput
-from r2v.engines.compositor.engine import CompositorEngine, summarize
+from r2v.engines.compositor.engine import CompositorEngine
+from r2v.engines.compositor.summary import summarize
 from r2v.protocol import FPS, CreateVideoRequest, Storyboard, TaskInfo, TaskObject
 from r2v.storage.local import LocalBlobStore
 from r2v.tasks.keys import KeyService
