@@ -369,3 +369,22 @@ def test_the_table_gives_a_retimed_clip_its_speed() -> None:
         "push_in",
         "the clip's own at 0.5x",
     ]
+
+
+def test_the_table_shows_a_look_column_only_for_graded_or_weathered_shots() -> None:
+    task = TaskObject.model_json_schema()["examples"][0]
+    shots = [
+        {"start": 0.0, "end": 2.0, "shows": "@Image1", "camera": "push_in", "grade": "night",
+         "weather": "rain"},
+        {"start": 2.0, "end": 4.0, "shows": "@Image2", "camera": "static"},
+    ]  # fmt: skip
+    task["task_info"]["storyboard"] = {"shots": shots}
+    lines = storyboard_lines(TaskObject.model_validate(task))
+    assert lines[:3] == [
+        "  time         shows    camera   look        sound",
+        "  0.00-2.00 s  @Image1  push_in  night rain",
+        "  2.00-4.00 s  @Image2  static",
+    ]
+    del shots[0]["grade"], shots[0]["weather"]
+    plain = storyboard_lines(TaskObject.model_validate(task))
+    assert "look" not in plain[0], "no column when nothing is graded"

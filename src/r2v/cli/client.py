@@ -326,8 +326,9 @@ def tasks_get(task_id: str, as_json: bool, base_url: str, api_key: str | None) -
 
 
 def storyboard_lines(task: TaskObject) -> list[str]:
-    """A finished task's storyboard as a table (time, picture, camera, the sounds that start
-    in the shot), then its warnings; nothing for a task without them."""
+    """A finished task's storyboard as a table (time, picture, camera, the grade and weather
+    when there are any, the sounds that start in the shot), then its warnings; nothing for a
+    task without them."""
     info = task.task_info
     lines: list[str] = []
     if info.storyboard is not None and info.storyboard.shots:
@@ -341,15 +342,18 @@ def storyboard_lines(task: TaskObject) -> list[str]:
             if cue.end < shots[-1].end:
                 how.append(f"to {cue.end:.2f} s")
             sounds[number].append(f"{cue.plays} ({', '.join(how)})")
+        # a look column (grade and weather, "night rain") only when some shot has one
+        looks = [" ".join(part for part in (shot.grade, shot.weather) if part) for shot in shots]
         rows = [
-            (f"{shot.start:.2f}-{shot.end:.2f} s", shot.shows, _camera(shot), "; ".join(heard))
-            for shot, heard in zip(shots, sounds, strict=True)
-        ]
-        header = ("time", "shows", "camera", "sound")
-        widths = [max(len(row[n]) for row in [header, *rows]) for n in range(3)]
+            (f"{shot.start:.2f}-{shot.end:.2f} s", shot.shows, _camera(shot),
+             *([look] if any(looks) else []), "; ".join(heard))
+            for shot, look, heard in zip(shots, looks, sounds, strict=True)
+        ]  # fmt: skip
+        header = ("time", "shows", "camera", *(["look"] if any(looks) else []), "sound")
+        widths = [max(len(row[n]) for row in [header, *rows]) for n in range(len(header) - 1)]
         for row in [header, *rows]:
             cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-            lines.append("  " + "  ".join([*cells, row[3]]).rstrip())
+            lines.append("  " + "  ".join([*cells, row[-1]]).rstrip())
     lines += [f"  warning: {warning}" for warning in info.warnings or ()]
     return lines
 
