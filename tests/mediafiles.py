@@ -188,12 +188,17 @@ def make_wav(
 ) -> Path:
     """Write a 16-bit PCM WAV sine tone."""
     tone = _tone(seconds, freq, rate, channels)
-    pcm = (tone.T * 32767).astype("<i2")
+    return write_wav(path, (tone.T * 32767).astype("<i2"), rate)
+
+
+def write_wav(path: Path, pcm: NDArray[np.int16], rate: int) -> Path:
+    """Write 16-bit PCM samples, shaped (samples,) for mono or (samples, channels), as a
+    WAV file and return its path."""
     with wave.open(str(path), "wb") as out:
-        out.setnchannels(channels)
+        out.setnchannels(1 if pcm.ndim == 1 else pcm.shape[1])
         out.setsampwidth(2)
         out.setframerate(rate)
-        out.writeframes(pcm.tobytes())
+        out.writeframes(np.ascontiguousarray(pcm, dtype="<i2").tobytes())
     return path
 
 
@@ -385,12 +390,7 @@ def make_beats_wav(
         piece = burst[: max(0, min(len(burst), count - start))]
         signal[start : start + len(piece)] += 0.7 * piece
     pcm = (np.clip(signal, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(2)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(np.repeat(pcm[:, None], 2, axis=1).tobytes())
-    return path
+    return write_wav(path, np.repeat(pcm[:, None], 2, axis=1), rate)
 
 
 def decoded_audio(path: Path) -> tuple[NDArray[np.float32], int]:
@@ -437,12 +437,7 @@ def make_bursts_wav(
     for start, end in spans:
         gate = np.maximum(gate, np.clip(np.minimum(t - start, end - t) / ramp, 0.0, 1.0))
     pcm = (0.5 * gate * np.sin(2 * math.pi * freq * t) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(pcm.tobytes())
-    return path
+    return write_wav(path, pcm, rate)
 
 
 def true_peak_dbtp(samples: NDArray[np.float32]) -> float:

@@ -43,6 +43,7 @@ from tests.mediafiles import (
     make_video,
     make_wav,
     true_peak_dbtp,
+    write_wav,
 )
 
 RATE = 48000
@@ -75,17 +76,9 @@ def refs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def _scaled_wav(path: Path, amplitude: float) -> Path:
     """A 3 s, 220 Hz tone with some harmonics, peaking at `amplitude`."""
-    import wave
-
     t = np.arange(3 * RATE) / RATE
     tone = np.sin(2 * np.pi * 220 * t) + 0.3 * np.sin(2 * np.pi * 660 * t)
-    pcm = (tone / np.abs(tone).max() * amplitude * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes(pcm.tobytes())
-    return path
+    return write_wav(path, (tone / np.abs(tone).max() * amplitude * 32767).astype("<i2"), RATE)
 
 
 def render(refs: dict[str, Any], prompt: str, folder: Path, **changes: Any) -> Path:
