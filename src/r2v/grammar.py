@@ -121,6 +121,13 @@ def sentences(prompt: str, mentions: Sequence[Mention]) -> list[list[Clause]]:
     return split
 
 
+def sentence_texts(prompt: str) -> list[str]:
+    """The prompt's sentences as text, trimmed, blank ones dropped (as `sentences` splits)."""
+    return [
+        prompt[start:end].strip() for start, end in _spans(prompt, SENTENCE_BREAK, 0, len(prompt))
+    ]
+
+
 def _spans(text: str, breaks: re.Pattern[str], start: int, end: int) -> list[tuple[int, int]]:
     """The pieces of text[start:end] between matches of `breaks`, blank ones dropped."""
     spans: list[tuple[int, int]] = []

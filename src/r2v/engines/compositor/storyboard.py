@@ -28,7 +28,7 @@ from r2v.engines.compositor.prompt import SLOW_SPEED, Beat, Reading, read_prompt
 from r2v.engines.compositor.references import ReferenceBank
 from r2v.engines.compositor.scenery import ScenePlan, plan_scene
 from r2v.engines.compositor.transfer import transferred_path
-from r2v.grammar import SENTENCE_BREAK, Pin
+from r2v.grammar import Pin, sentence_texts
 from r2v.protocol import FPS, FixedAspectRatio
 
 ShotKind = Literal["image", "video", "ambient"]
@@ -374,7 +374,7 @@ def _drawn_shots(
 
 def _sentence_runs(prompt: str, count: int) -> list[str]:
     """The prompt's sentences shared out in order among `count` shots."""
-    sentences = [s.strip() for s in SENTENCE_BREAK.split(prompt) if s.strip()] or [prompt.strip()]
+    sentences = sentence_texts(prompt) or [prompt.strip()]
     runs = [sentences[n * len(sentences) // count : (n + 1) * len(sentences) // count]
             for n in range(count)]  # fmt: skip
     return [". ".join(run) for run in runs]
