@@ -29,16 +29,13 @@ stretched sound smears."""
 
 @dataclass(frozen=True)
 class Playback:
-    """How one clip plays over a shot of a given length."""
+    """How one clip plays over a shot of a given length (how much of it shows, and how long
+    its last frame holds, follow from these and the clip's length)."""
 
     start: float
     """The source second shown on the shot's first frame."""
     speed: float
     """Source seconds per output second."""
-    shown: float
-    """Source seconds that play."""
-    held: float
-    """Seconds at the shot's end that the clip's last frame holds for."""
 
 
 def asked_speed(pace: Pace | None) -> float:
@@ -64,10 +61,9 @@ def plan_playback(
     then holding its last frame). A clip that `closes` the video is trimmed from its start."""
     seconds = frames / FPS
     if clip_seconds <= 0 or seconds <= 0:
-        return Playback(0.0, 1.0, 0.0, max(0.0, seconds))
+        return Playback(0.0, 1.0)
     speed = asked_speed(pace)
     if clip_seconds < seconds * speed - 1e-9:
         speed = max(clip_seconds / seconds, min(MIN_SPEED, speed))
     shown = min(clip_seconds, seconds * speed)
-    start = clip_seconds - shown if closes else 0.0
-    return Playback(start, speed, shown, max(0.0, seconds - shown / speed))
+    return Playback(clip_seconds - shown if closes else 0.0, speed)
